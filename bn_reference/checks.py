@@ -1,0 +1,95 @@
+"""Assertion helpers for properties: compare against a bound, explain the failure,
+and remember the worst err/bound ratio so the report can show the margin.
+
+Modelled on ``numpy.testing.assert_allclose``'s message (mismatch count, largest
+differences) plus what a BN failure needs: the err/bound ratio and where it happened.
+"""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+import numpy as np
+
+__all__ = ["assert_within", "assert_identical", "as_output", "worst_ratio", "tracking"]
+
+_worst: ContextVar[list[float] | None] = ContextVar("bn_worst_ratio", default=None)
+
+
+@contextlib.contextmanager
+def tracking():
+    """Collect the worst err/bound ratio of every ``assert_within`` inside the block."""
+    box: list[float] = [0.0]
+    token = _worst.set(box)
+    try:
+        yield box
+    finally:
+        _worst.reset(token)
+
+
+def worst_ratio() -> float | None:
+    box = _worst.get()
+    return None if box is None else box[0]
+
+
+def _note(ratio: float) -> None:
+    box = _worst.get()
+    if box is not None and np.isfinite(ratio):
+        box[0] = max(box[0], float(ratio))
+
+
+def as_output(y, like: np.ndarray) -> np.ndarray:
+    """The subject's result as a float64 array for comparison (contract checks live in
+    their own property: here a tf.Tensor or a list is converted, not judged)."""
+    return np.asarray(y).astype(np.float64)
+
+
+def assert_within(actual, expected, bound, *, law: str, x: np.ndarray | None = None) -> None:
+    """Assert ``|actual - expected| <= bound`` elementwise (NaN counts as a mismatch
+    unless both sides are NaN), with a message that names the law and the worst element."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{law}: shape {actual.shape} where {expected.shape} was expected")
+    bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), expected.shape)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        err = np.abs(actual - expected)
+        both_nan = np.isnan(actual) & np.isnan(expected)
+        same_inf = np.isinf(actual) & (actual == expected)
+        err = np.where(both_nan | same_inf, 0.0, err)
+        err = np.where(np.isnan(err), np.inf, err)
+        ratio = np.where(err == 0, 0.0, err / bound)
+    ok = ratio <= 1
+    finite = ratio[np.isfinite(ratio)]
+    _note(float(finite.max(initial=0.0)))
+    if ok.all():
+        return
+    bad = int((~ok).sum())
+    i = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
+    lines = [
+        f"{law}: {bad} of {ratio.size} elements outside the error model",
+        f"  worst at index {tuple(int(k) for k in i)}: got {actual[i]!r}, expected {expected[i]!r}",
+        f"  |err| = {err[i]:.6g}, bound = {bound[i]:.6g}, err/bound = {ratio[i]:.6g}",
+        f"  max |err| = {np.max(err):.6g}, max err/bound = {np.max(ratio):.6g}",
+    ]
+    if x is not None and x.shape == expected.shape:
+        lines.insert(2, f"  input there: x{list(i)} = {x[i]!r}")
+    raise AssertionError("\n".join(lines))
+
+
+def assert_identical(actual, expected: np.ndarray, *, law: str) -> None:
+    """Assert same type ndarray, shape, dtype and bit-identical values."""
+    if not isinstance(actual, np.ndarray):
+        raise AssertionError(f"{law}: returned {type(actual).__name__}, the contract requires numpy.ndarray")
+    if actual.shape != expected.shape or actual.dtype != expected.dtype:
+        raise AssertionError(
+            f"{law}: returned shape {actual.shape} dtype {actual.dtype}, "
+            f"input was shape {expected.shape} dtype {expected.dtype}"
+        )
+    same = (actual == expected) | (np.isnan(actual.astype(np.float64)) & np.isnan(expected.astype(np.float64)))
+    if not same.all():
+        i = np.unravel_index(int(np.argmin(same)), same.shape)
+        raise AssertionError(
+            f"{law}: {int((~same).sum())} of {same.size} elements changed; "
+            f"first at {tuple(int(k) for k in i)}: {actual[i]!r} != {expected[i]!r}"
+        )

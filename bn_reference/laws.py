@@ -1,0 +1,106 @@
+"""What each property compares, computed once: the float64 expectation and its bound.
+
+Properties stay a few lines long: they draw a case, call the subject through
+``run``, and hand both to one of these helpers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import checks
+from .reference import batch_norm, moments, normalized
+from .strategies import BNCase
+from .tolerance import bound, moment_error
+
+__all__ = [
+    "run",
+    "output_bound",
+    "expected_output",
+    "check_agreement",
+    "check_zero_mean",
+    "check_unit_variance",
+    "law_of_total_variance",
+]
+
+
+def run(subject, case: BNCase, **overrides) -> np.ndarray:
+    """Call the subject on a private copy of ``case.x`` (so a subject that writes into its
+    input cannot corrupt the comparison); return its result as float64."""
+    y = subject(case.x.copy(), **case.kwargs(**overrides))
+    return checks.as_output(y, case.x)
+
+
+def output_bound(case: BNCase, dtype=None) -> np.ndarray:
+    return bound(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype or case.x.dtype)
+
+
+def expected_output(case: BNCase) -> np.ndarray:
+    return batch_norm(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype=np.float64)
+
+
+def check_agreement(y: np.ndarray, case: BNCase, *, law="agreement with the float64 reference") -> None:
+    checks.assert_within(y, expected_output(case), output_bound(case), law=law, x=case.x)
+
+
+def _slice_mean(a: np.ndarray, axes) -> np.ndarray:
+    return np.broadcast_to(a, a.shape).mean(axis=axes, keepdims=True)
+
+
+def check_zero_mean(y: np.ndarray, case: BNCase) -> None:
+    """mean_A(y - beta) = gamma * mean_A(x_hat) = 0; each y_i is within B_i of the truth,
+    so |mean_A(y - beta)| <= mean_A(B)."""
+    b = output_bound(case)
+    centred = _slice_mean(y - np.asarray(case.offset, dtype=np.float64), case.axes)
+    checks.assert_within(
+        centred, np.zeros_like(centred), _slice_mean(b, case.axes), law="zero mean: mean_A(y - beta) = 0"
+    )
+
+
+def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
+    """mean_A((y - beta)^2) = gamma^2 sigma^2 / (sigma^2 + eps). With y = t + e, |e| <= B
+    and t - beta = gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2)."""
+    gamma = np.asarray(case.scale, dtype=np.float64)
+    beta = np.asarray(case.offset, dtype=np.float64)
+    _, var = moments(case.x, case.axes, dtype=np.float64)
+    expected = np.broadcast_to(gamma**2 * var / (var + case.epsilon), var.shape if gamma.ndim == 0 else np.broadcast_shapes(gamma.shape, var.shape))
+    b = output_bound(case)
+    t = normalized(case.x, case.axes, case.epsilon) * gamma
+    actual = _slice_mean(np.square(y - beta), case.axes)
+    with np.errstate(invalid="ignore"):
+        tol = _slice_mean(2 * np.abs(t) * b + np.square(b), case.axes)
+    tol = np.where(np.isnan(tol), np.inf, tol)  # 0 * inf: a vacuous bound stays vacuous
+    checks.assert_within(
+        actual,
+        np.broadcast_to(expected, actual.shape),
+        tol,
+        law="unit variance: var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)",
+    )
+
+
+def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
+    """For A = A1 | A2 (disjoint): mean_A = mean_A2(mean_A1) and
+    var_A = mean_A2(var_A1) + var_A2(mean_A1), all computed with ``moments_fn``.
+
+    Each call's error is bounded by ``tolerance.moment_error`` for the data it saw; the
+    composition's bound is the sum of the bounds of its parts (means of bounds for the
+    inner call, the outer call's own bound, and the whole-set call's bound).
+    """
+    whole = tuple(sorted(a1 + a2))
+    dtype = x.dtype
+    m_all, v_all = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=whole))
+    m1, v1 = moments_fn(x, axes=a1)
+    m1 = np.asarray(m1)
+    m2, v2 = (np.asarray(t, dtype=np.float64) for t in moments_fn(m1.astype(dtype), axes=a2))
+    mv1 = np.asarray(v1, dtype=np.float64).mean(axis=a2, keepdims=True)
+    e_all = moment_error(x, whole, dtype)
+    e1 = moment_error(x, a1, dtype)
+    e2 = moment_error(m1.astype(dtype), a2, dtype)
+    mean_tol = e_all.mean + e2.mean + e1.mean.mean(axis=a2, keepdims=True)
+    # var_A2(mean_A1): moving each inner mean by d_j, |d_j| <= E1, moves each deviation
+    # from their mean by at most 2 E1, so the variance moves by at most
+    # 2 (s + 2 E1)(2 E1) + (2 E1)^2 = 4 E1 s + 12 E1^2, s = max deviation of the computed means.
+    spread = np.sqrt(np.max(np.square(m1.astype(np.float64) - e2.mu), axis=a2, keepdims=True))
+    e1_max = e1.mean.max(axis=a2, keepdims=True)
+    var_tol = e_all.var + e2.var + e1.var.mean(axis=a2, keepdims=True) + 4 * spread * e1_max + 12 * e1_max**2
+    checks.assert_within(m2, m_all, mean_tol, law="moment decomposition: mean_A = mean_A2(mean_A1)")
+    checks.assert_within(mv1 + v2, v_all, var_tol, law="moment decomposition: var_A = mean_A2(var_A1) + var_A2(mean_A1)")

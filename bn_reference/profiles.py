@@ -1,0 +1,38 @@
+"""Hypothesis profiles for the property suite.
+
+* ``dev`` (default): 100 examples per property, random seeds, the local example database.
+* ``ci`` (automatic when ``CI`` is set): 200 examples, ``derandomize=True`` so every CI
+  run explores the same examples, no database writes needed to replay.
+* ``thorough``: 2,500 examples per property, for a nightly run or a release.
+
+No profile has a deadline: TF's first call in a process (graph building, kernel
+selection) takes hundreds of milliseconds, and timing is not what bn-props checks.
+All print the ``@reproduce_failure`` blob, so any failure replays from the report.
+"""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+__all__ = ["register_profiles", "default_profile", "PROFILES"]
+
+PROFILES = ("dev", "ci", "thorough")
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def register_profiles() -> None:
+    settings.register_profile("dev", max_examples=100, **_COMMON)
+    settings.register_profile("ci", max_examples=200, derandomize=True, database=None, **_COMMON)
+    settings.register_profile("thorough", max_examples=2500, **_COMMON)
+
+
+def default_profile(environ=os.environ) -> str:
+    """``HYPOTHESIS_PROFILE`` if set, else ``ci`` when ``CI`` is set, else ``dev``."""
+    if environ.get("HYPOTHESIS_PROFILE"):
+        return environ["HYPOTHESIS_PROFILE"]
+    return "ci" if environ.get("CI") else "dev"

@@ -1,0 +1,237 @@
+"""Hypothesis strategies for batch-norm inputs: one module, composable pieces.
+
+Every strategy shrinks toward the simplest failing input: small shapes before long
+reductions, axis 0 before other axis sets, location 0 and spread 1 before hard
+conditioning, Gaussian data before integers, constant slices and tiny magnitudes,
+``scale=1.0, offset=0.0`` before per-feature arrays, ``epsilon=1e-3`` first.
+
+Array *values* come from ``numpy.random.default_rng(seed)`` with the seed drawn by
+Hypothesis: a few thousand elements cost microseconds instead of the milliseconds that
+element-by-element drawing costs, and the draw stays replayable (the seed is part of the
+example and of the ``@reproduce_failure`` blob).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .tolerance import finfo
+
+__all__ = [
+    "BNCase",
+    "Regime",
+    "LOCATIONS",
+    "SPREADS",
+    "KINDS",
+    "DTYPES",
+    "shapes",
+    "long_shapes",
+    "reduced_axes",
+    "axis_splits",
+    "regimes",
+    "values",
+    "affine",
+    "epsilons",
+    "bn_cases",
+]
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+LOCATIONS = (0.0, 1.0, -1.0, 1e2, -1e2, 1e3, -1e3, -1e4)
+SPREADS = (1.0, 1e-2, 10.0, 1e-4)
+KINDS = ("gaussian", "integers", "constant_slices", "tiny")
+FAVOURED_EPSILONS = (1e-3, 1e-5)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How the data is made: ``location + spread * z`` with ``z`` of the given kind.
+
+    kinds: ``gaussian`` (z ~ N(0, 1)); ``integers`` (integer-valued data: location plus
+    integers in [-k, k], k = max(1, round(spread))); ``constant_slices`` (Gaussian, but
+    about half of the slices are constant, sigma = 0); ``tiny`` (magnitudes near the
+    dtype's smallest normal number, down into the subnormals; location ignored).
+    """
+
+    kind: str = "gaussian"
+    location: float = 0.0
+    spread: float = 1.0
+
+    def __str__(self) -> str:
+        return f"{self.kind}(loc={self.location:g}, spread={self.spread:g})"
+
+
+@dataclass(frozen=True)
+class BNCase:
+    """One drawn call: ``subject(x, axes=..., scale=..., offset=..., epsilon=..., training=...)``."""
+
+    x: np.ndarray
+    axes: tuple[int, ...]
+    scale: float | np.ndarray = 1.0
+    offset: float | np.ndarray = 0.0
+    epsilon: float = 1e-3
+    training: bool | None = True
+    regime: Regime = field(default_factory=Regime)
+    seed: int = 0
+
+    def kwargs(self, **overrides) -> dict:
+        kw = dict(axes=self.axes, scale=self.scale, offset=self.offset, epsilon=self.epsilon, training=self.training)
+        kw.update(overrides)
+        return kw
+
+    @property
+    def n(self) -> int:
+        """Elements per slice: the reduction size N."""
+        return int(np.prod([self.x.shape[a] for a in self.axes]))
+
+    def __repr__(self) -> str:
+        def show(v):
+            if isinstance(v, np.ndarray):
+                if v.size <= 64:
+                    return f"np.array({np.array2string(v.astype(np.float64), separator=', ', floatmode='unique', threshold=10**6)}, dtype='{v.dtype}')"
+                return f"<{v.dtype} array {v.shape}, min {np.min(v.astype(np.float64)):.6g}, max {np.max(v.astype(np.float64)):.6g}>"
+            return repr(v)
+
+        return (
+            f"BNCase(x={show(self.x)}, axes={self.axes}, scale={show(self.scale)}, "
+            f"offset={show(self.offset)}, epsilon={self.epsilon!r}, training={self.training!r}, "
+            f"regime={self.regime}, seed={self.seed}, shape={self.x.shape}, N={self.n})"
+        )
+
+
+def shapes(*, min_dims: int = 1, max_dims: int = 5, max_side: int = 6):
+    """Array shapes of rank ``min_dims..max_dims`` with every dimension in 1..max_side
+    (at most 6**5 = 7776 elements). Shrinks toward ``(1,)``."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
+
+
+def long_shapes(*, min_n: int = 64, max_n: int = 4096):
+    """Shapes with one long axis for large reduction sizes: ``(n, c)`` with
+    n in min_n..max_n and c in 1..4, so that reducing over axis 0 has N = n."""
+    return st.tuples(st.integers(min_n, max_n), st.integers(1, 4))
+
+
+def reduced_axes(ndim: int, *, min_size: int = 1, max_size: int | None = None):
+    """Non-empty sorted tuples of unique axes in ``range(ndim)``; shrinks toward ``(0,)``."""
+    max_size = ndim if max_size is None else min(max_size, ndim)
+    return st.lists(st.integers(0, ndim - 1), min_size=min_size, max_size=max_size, unique=True).map(
+        lambda a: tuple(sorted(a))
+    )
+
+
+def axis_splits(axes: tuple[int, ...]):
+    """Splits ``A = A1 | A2`` of a reduced-axis set into two non-empty disjoint sets."""
+    if len(axes) < 2:
+        raise ValueError(f"axis_splits needs at least two axes, got axes={axes!r}")
+    return (
+        st.lists(st.sampled_from(axes), min_size=1, max_size=len(axes) - 1, unique=True)
+        .map(lambda a1: (tuple(sorted(a1)), tuple(a for a in axes if a not in a1)))
+    )
+
+
+def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS):
+    """Value regimes; shrink toward ``gaussian(loc=0, spread=1)``."""
+    return st.builds(Regime, st.sampled_from(kinds), st.sampled_from(locations), st.sampled_from(spreads))
+
+
+def _make_values(rng: np.random.Generator, shape, axes, dtype, regime: Regime) -> np.ndarray:
+    loc, spread = regime.location, regime.spread
+    if regime.kind == "integers":
+        k = max(1, round(spread))
+        x64 = round(loc) + rng.integers(-k, k + 1, size=shape).astype(np.float64)
+    elif regime.kind == "tiny":
+        fi = finfo(dtype)
+        magnitude = float(fi.tiny) * rng.choice([2.0**20, 1.0, 2.0**-6])
+        x64 = magnitude * rng.standard_normal(shape)
+    else:
+        x64 = loc + spread * rng.standard_normal(shape)
+        if regime.kind == "constant_slices":
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+            constant = rng.random(kept) < 0.5
+            level = loc + spread * rng.standard_normal(kept)
+            x64 = np.where(constant, level, x64)
+    return x64.astype(dtype)
+
+
+@st.composite
+def values(draw, shape, axes, dtype="float32", regime: Regime | None = None):
+    """An array of ``shape`` and ``dtype`` in ``regime`` (drawn if not given); returns
+    ``(x, regime, seed)``."""
+    regime = draw(regimes()) if regime is None else regime
+    seed = draw(st.integers(0, 2**32 - 1))
+    return _make_values(np.random.default_rng(seed), shape, axes, np.dtype(dtype), regime), regime, seed
+
+
+def _feature_shape(shape, axes, drop_leading: bool) -> tuple[int, ...]:
+    kept = [1 if i in axes else d for i, d in enumerate(shape)]
+    if drop_leading:
+        while kept and kept[0] == 1:
+            kept.pop(0)
+    return tuple(kept)
+
+
+@st.composite
+def affine(draw, shape, axes, dtype="float32", *, role: str = "scale"):
+    """``scale`` (gamma) or ``offset`` (beta): a Python float, or a per-feature array of
+    ``dtype`` with size 1 on every reduced axis (full rank, or with the leading size-1
+    axes dropped as NumPy broadcasting allows). Scale magnitudes are in [0.1, 10] with
+    either sign; offsets in [-10, 10]. Shrinks toward 1.0 (scale) or 0.0 (offset)."""
+    simple = (1.0, 2.0, 0.5, -1.5) if role == "scale" else (0.0, 1.0, -3.0, 0.25)
+    if draw(st.booleans()):
+        seed = draw(st.integers(0, 2**32 - 1))
+        rng = np.random.default_rng(seed)
+        fshape = _feature_shape(shape, axes, draw(st.booleans()))
+        if role == "scale":
+            v = rng.choice([-1.0, 1.0], fshape) * np.exp(rng.uniform(math.log(0.1), math.log(10.0), fshape))
+        else:
+            v = rng.uniform(-10.0, 10.0, fshape)
+        return np.asarray(v).astype(dtype)
+    if draw(st.booleans()):
+        mag = draw(st.floats(0.1, 10.0)) if role == "scale" else draw(st.floats(-10.0, 10.0))
+        sign = draw(st.sampled_from([1.0, -1.0])) if role == "scale" else 1.0
+        return sign * mag
+    return draw(st.sampled_from(simple))
+
+
+def epsilons(dtype="float32"):
+    """epsilon in (0, 1]: 1e-3 and 1e-5 first, then any float from the dtype's smallest
+    normal number up to 1."""
+    lo = float(finfo(dtype).tiny)
+    return st.one_of(st.sampled_from(FAVOURED_EPSILONS), st.floats(lo, 1.0))
+
+
+@st.composite
+def bn_cases(
+    draw,
+    *,
+    dtypes=("float32",),
+    min_axes: int = 1,
+    shape_strategy=None,
+    regime_strategy=None,
+    epsilon_strategy=None,
+    training=True,
+):
+    """A whole call: dtype, shape, reduced axes, data, scale, offset, epsilon.
+
+    Shapes are mostly small (rank 1..5, sides 1..6); sometimes one long axis
+    (N up to 4096) for the large-reduction regime.
+    """
+    dtype = np.dtype(draw(st.sampled_from(tuple(dtypes))))
+    if shape_strategy is None:
+        shape_strategy = st.one_of(shapes(min_dims=min_axes), long_shapes())
+    shape = draw(shape_strategy.filter(lambda s: len(s) >= min_axes))
+    axes = draw(reduced_axes(len(shape), min_size=min_axes))
+    x, regime, seed = draw(values(shape, axes, dtype, draw(regime_strategy or regimes())))
+    return BNCase(
+        x=x,
+        axes=axes,
+        scale=draw(affine(shape, axes, dtype, role="scale")),
+        offset=draw(affine(shape, axes, dtype, role="offset")),
+        epsilon=draw(epsilon_strategy or epsilons(dtype)),
+        training=training,
+        regime=regime,
+        seed=seed,
+    )

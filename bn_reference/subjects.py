@@ -1,0 +1,141 @@
+"""Subjects: the implementations under test, and how they are named and loaded.
+
+The contract (every subject is called exactly this way)::
+
+    f(x, *, axes, scale, offset, epsilon, training) -> ndarray (same shape and dtype as x)
+
+``training=True`` normalizes with the batch's own moments; ``False``/``None`` return ``x``
+unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
+
+* ``bn_dtypes``: the dtype names it supports (default ``("float32",)``);
+* ``moments``: ``moments(x, *, axes) -> (mean, variance)`` with keepdims shapes, which
+  lets the moment properties (decomposition, parallel merge) check them directly.
+
+A subject is named by a spec: a built-in name (``reference``, ``seed_layer``, ``tf_nn``)
+or ``module:attr`` (``attr`` may be dotted) for anything importable.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .reference import reference
+from .validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
+
+__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "load_subject", "supports", "seed_layer", "tf_nn"]
+
+BUILTINS = {
+    "reference": "bn_reference.reference:reference",
+    "seed_layer": "bn_reference.subjects:seed_layer",
+    "tf_nn": "bn_reference.subjects:tf_nn",
+}
+DEFAULT_DTYPES = ("float32",)
+
+
+class SubjectSpecError(ValueError):
+    """A ``--bn-impl`` spec that cannot be imported or is not callable."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    spec: str
+    fn: Callable
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return tuple(getattr(self.fn, "bn_dtypes", DEFAULT_DTYPES))
+
+    @property
+    def moments(self) -> Callable | None:
+        m = getattr(self.fn, "moments", None)
+        return m if callable(m) else None
+
+    def __call__(self, x, **kwargs):
+        return self.fn(x, **kwargs)
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+def supports(*dtypes: str, moments: Callable | None = None):
+    """Decorator for a subject: declare its dtypes (and optionally its moments)."""
+
+    def mark(fn):
+        fn.bn_dtypes = tuple(dtypes)
+        if moments is not None:
+            fn.moments = moments
+        return fn
+
+    return mark
+
+
+def load_subject(spec: str) -> Subject:
+    """Resolve a spec (built-in name or ``module:attr``) to a callable ``Subject``."""
+    target = BUILTINS.get(spec, spec)
+    if ":" not in target:
+        raise SubjectSpecError(
+            f"subject {spec!r}: expected module:attr or one of {', '.join(BUILTINS)}"
+        )
+    module_name, attr = target.split(":", 1)
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or anything the module raises on import
+        raise SubjectSpecError(f"subject {spec!r}: cannot import module {module_name!r}: {exc!r}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SubjectSpecError(f"subject {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise SubjectSpecError(f"subject {spec!r}: {attr!r} is a {type(obj).__name__}, not callable")
+    return Subject(spec, obj)
+
+
+def _checked(x, axes, scale, offset, epsilon, training):
+    """Validate the contract's arguments (errors name the argument)."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    check_affine("scale", scale, x.shape, axes)
+    check_affine("offset", offset, x.shape, axes)
+    return x, axes, check_epsilon(epsilon), check_training(training)
+
+
+def _tf_param(v, dtype):
+    from ._tf import tf
+
+    return tf.constant(np.asarray(v, dtype=np.float64).astype(dtype))
+
+
+def _tf_moments(x, *, axes):
+    from ._tf import tf
+
+    mean, var = tf.nn.moments(tf.constant(x), list(axes), keepdims=True)
+    return mean.numpy(), var.numpy()
+
+
+@supports("float32", "float64", "float16", "bfloat16", moments=_tf_moments)
+def tf_nn(x, *, axes, scale, offset, epsilon, training):
+    """``tf.nn.moments(keepdims=True)`` + ``tf.nn.batch_normalization``, called directly."""
+    from ._tf import tf
+
+    x, axes, epsilon, training = _checked(x, axes, scale, offset, epsilon, training)
+    if not training:
+        return x.copy()
+    t = tf.constant(x)
+    mean, var = tf.nn.moments(t, list(axes), keepdims=True)
+    y = tf.nn.batch_normalization(t, mean, var, _tf_param(offset, x.dtype), _tf_param(scale, x.dtype), epsilon)
+    return y.numpy()
+
+
+@supports("float32", "float64", "float16", "bfloat16", moments=_tf_moments)
+def seed_layer(x, *, axes, scale, offset, epsilon, training):
+    """The seed notebook's layer (``bn_reference.layer.SeedBatchNorm``) called eagerly with
+    ``training`` as given; built with ``dtype=x.dtype`` so Keras does not cast the input."""
+    from .layer import SeedBatchNorm
+
+    x, axes, epsilon, training_flag = _checked(x, axes, scale, offset, epsilon, training)
+    layer = SeedBatchNorm(scale=scale, offset=offset, axes=axes, epsilon=epsilon, dtype=x.dtype.name)
+    return np.asarray(layer(x, training=training))

@@ -1,0 +1,160 @@
+r"""The error model: how far a correct implementation in ``dtype`` may be from the truth.
+
+Notation, per slice (the N elements that share one kept-axes position):
+``u`` = unit roundoff of ``dtype`` (2^-24 for float32), ``tiny`` = its smallest normal
+number, ``gamma_k = k u / (1 - k u)`` (Higham's bound for k chained roundings).
+Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``mean|x|``,
+``D2 = max (x - mu)^2``; ``inv = 1 / sqrt(var + eps)``; ``x_hat = (x - mu) inv``.
+
+1. Mean. Any summation order obeys ``|sum_hat - sum| <= gamma_{N-1} sum |x_i|``; dividing
+   by N adds two roundings, and TF on CPU flushes subnormal inputs to zero (each flushed
+   element moves the mean by at most ``tiny``)::
+
+       E_mu = gamma_{N+2} * mean|x| + tiny
+
+   The bound grows with N and with ``mean|x| / sigma``: that is the conditioning of the
+   mean relative to the spread that the output is divided by.
+
+2. Variance. A stable algorithm (two-pass about the computed mean, a one-pass shifted by
+   a sample ``K`` of the slice, Welford) sums squares of deviations of at most
+   ``|x - K| <= 2 sqrt(D2)``; its error is at most::
+
+       E_var = gamma_{N+3} * (var + 3 D2) + E_mu^2 + 2 tiny
+
+   (``E_mu^2`` because the two-pass variance about ``mu_hat`` is ``var + (mu_hat - mu)^2``;
+   ``2 tiny`` for squares flushed to zero). The naive one-pass ``E[x^2] - E[x]^2`` errs by
+   ``~ gamma_N (var + mu^2)``: when ``|mu| >> sigma`` it is far outside this bound, and so
+   it should be: that cancellation is a bug class the suite must catch.
+
+3. ``inv``. ``var + eps`` is off by at most ``Delta = E_var + d_eps`` where ``d_eps =
+   u eps + denorm_min`` is the cost of storing eps in ``dtype``. With ``r = Delta / (var +
+   eps)`` the computed inverse square root has relative error at most::
+
+       e_inv = max(1/sqrt(1 - r) - 1, 1 - 1/sqrt(1 + r)) (1 + 3u) + 3u   (infinite if r >= 1)
+
+   (add, sqrt, reciprocal: three roundings).
+
+4. Output. Implementations evaluate either ``((x - mu) inv) gamma + beta`` or the folded
+   ``x (inv gamma) + (beta - mu (inv gamma))`` of ``tf.nn.batch_normalization``. The folded
+   form rounds ``x inv gamma`` and ``mu inv gamma`` separately and then subtracts them:
+   the rounding is relative to ``|x|`` and ``|mu|``, not to ``|x - mu|``, which is the
+   cancellation when ``|mu| >> sigma``. Bounding both forms at once::
+
+       B = |gamma x_hat| (e_inv + 4u)                        # inv's error, scale stored in dtype
+         + E_mu inv |gamma| (1 + e_inv)                      # the mean's error
+         + 3u (|x| + |mu|) inv |gamma| (1 + e_inv)           # products rounded before cancelling
+         + 2u (|beta| + |y|)                                 # offset stored, final add and cast
+         + tiny (1 + inv |gamma|)                            # flush-to-zero of input and output
+
+The reference itself is float64, so it is not exact either: ``bound`` adds the same model
+evaluated at float64 (negligible next to float32, not next to float64).
+
+Nothing here is tuned: every term is a count of roundings times the size of what is
+rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
+implementation in ``dtype``; ``err / B`` is the margin reported per property.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound"]
+
+
+def finfo(dtype):
+    """``numpy.finfo`` that also knows bfloat16 (through ``ml_dtypes``)."""
+    return ml_dtypes.finfo(np.dtype(dtype))
+
+
+def unit_roundoff(dtype) -> float:
+    """u = eps / 2: the largest relative error of one rounding to nearest."""
+    return float(finfo(dtype).eps) / 2
+
+
+def gamma(k, u: float):
+    """gamma_k = k u / (1 - k u); infinite once k u >= 1 (the bound says nothing)."""
+    ku = np.asarray(k, dtype=np.float64) * u
+    with np.errstate(divide="ignore"):
+        return np.where(ku < 1, ku / np.maximum(1 - ku, 0), np.inf)
+
+
+@dataclass(frozen=True)
+class MomentError:
+    """Bounds on |mu_hat - mu| and |var_hat - var| per slice (keepdims shape), plus the
+    exact float64 statistics they were derived from."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    mu: np.ndarray
+    sigma2: np.ndarray
+    n: int
+
+
+def _stats(x64: np.ndarray, axes: tuple[int, ...]):
+    mu = x64.mean(axis=axes, keepdims=True)
+    dev2 = np.square(x64 - mu)
+    return mu, dev2.mean(axis=axes, keepdims=True), dev2.max(axis=axes, keepdims=True)
+
+
+def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None) -> MomentError:
+    """E_mu and E_var (items 1 and 2 of the module docstring) for moments in ``dtype``."""
+    dtype = np.dtype(dtype if dtype is not None else x.dtype)
+    fi = finfo(dtype)
+    u, tiny = unit_roundoff(dtype), float(fi.tiny)
+    x64 = x.astype(np.float64)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    mu, var, d2 = _stats(x64, axes)
+    e_mu = gamma(n + 2, u) * np.abs(x64).mean(axis=axes, keepdims=True) + tiny
+    e_var = gamma(n + 3, u) * (var + 3 * d2) + np.square(e_mu) + 2 * tiny
+    return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n)
+
+
+def _inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(denom > 0, delta / denom, np.inf)
+        up = np.where(r < 1, 1 / np.sqrt(np.maximum(1 - r, 0)) - 1, np.inf)
+    down = 1 - 1 / np.sqrt(1 + np.where(np.isfinite(r), r, 0))
+    return np.where(np.isfinite(up), np.maximum(up, down) * (1 + 3 * u) + 3 * u, np.inf)
+
+
+def _output_bound(x64, axes, gamma_, beta, eps, dtype) -> np.ndarray:
+    fi = finfo(dtype)
+    u, tiny = unit_roundoff(dtype), float(fi.tiny)
+    me = moment_error(x64, axes, dtype)
+    denom = me.sigma2 + eps
+    with np.errstate(divide="ignore"):
+        inv = 1 / np.sqrt(denom)  # inf for a constant slice with eps = 0
+    d_eps = u * eps + float(fi.smallest_subnormal)
+    e_inv = _inv_relative_error(me.var + d_eps, denom, u)
+    g = np.abs(gamma_)
+    with np.errstate(invalid="ignore"):
+        x_hat = (x64 - me.mu) * inv
+        y = x_hat * gamma_ + beta
+        b = (
+            np.abs(gamma_ * x_hat) * (e_inv + 4 * u)
+            + me.mean * inv * g * (1 + e_inv)
+            + 3 * u * (np.abs(x64) + np.abs(me.mu)) * inv * g * (1 + e_inv)
+            + 2 * u * (np.abs(beta) + np.abs(y))
+            + tiny * (1 + inv * g)
+        )
+    return np.where(np.isnan(b), np.inf, b)
+
+
+def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> np.ndarray:
+    """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``.
+
+    ``B(dtype) + B(float64)``: the subject's rounding plus the reference's own. See the
+    module docstring for every term.
+    """
+    dtype = np.dtype(dtype if dtype is not None else x.dtype)
+    x64 = np.asarray(x).astype(np.float64)
+    axes = tuple(axes)
+    gamma_ = np.asarray(scale, dtype=np.float64)
+    beta = np.asarray(offset, dtype=np.float64)
+    eps = float(epsilon)
+    b = _output_bound(x64, axes, gamma_, beta, eps, dtype)
+    if dtype != np.float64:
+        b = b + _output_bound(x64, axes, gamma_, beta, eps, np.dtype(np.float64))
+    return np.broadcast_to(b, x64.shape)
