@@ -10,7 +10,7 @@ import numpy as np
 from . import checks
 from .reference import batch_norm, moments, normalized
 from .strategies import BNCase
-from .tolerance import bound, moment_error
+from .tolerance import bound, moment_error, times
 
 __all__ = [
     "run",
@@ -66,9 +66,7 @@ def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
     b = output_bound(case)
     t = normalized(case.x, case.axes, case.epsilon) * gamma
     actual = _slice_mean(np.square(y - beta), case.axes)
-    with np.errstate(invalid="ignore"):
-        tol = _slice_mean(2 * np.abs(t) * b + np.square(b), case.axes)
-    tol = np.where(np.isnan(tol), np.inf, tol)  # 0 * inf: a vacuous bound stays vacuous
+    tol = _slice_mean(2 * times(np.abs(t), b) + np.square(b), case.axes)
     checks.assert_within(
         actual,
         np.broadcast_to(expected, actual.shape),
@@ -101,6 +99,55 @@ def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
     # 2 (s + 2 E1)(2 E1) + (2 E1)^2 = 4 E1 s + 12 E1^2, s = max deviation of the computed means.
     spread = np.sqrt(np.max(np.square(m1.astype(np.float64) - e2.mu), axis=a2, keepdims=True))
     e1_max = e1.mean.max(axis=a2, keepdims=True)
-    var_tol = e_all.var + e2.var + e1.var.mean(axis=a2, keepdims=True) + 4 * spread * e1_max + 12 * e1_max**2
+    var_tol = e_all.var + e2.var + e1.var.mean(axis=a2, keepdims=True) + 4 * times(spread, e1_max) + 12 * e1_max**2
     checks.assert_within(m2, m_all, mean_tol, law="moment decomposition: mean_A = mean_A2(mean_A1)")
     checks.assert_within(mv1 + v2, v_all, var_tol, law="moment decomposition: var_A = mean_A2(var_A1) + var_A2(mean_A1)")
+
+
+def check_close_to(y: np.ndarray, expected: np.ndarray, tol: np.ndarray, *, law: str, x=None) -> None:
+    """A metamorphic relation ``y = expected`` within ``tol`` (both sides from the subject)."""
+    checks.assert_within(y, expected, tol, law=law, x=x)
+
+
+def normalization_lipschitz(z: np.ndarray, axes, e_max: np.ndarray) -> np.ndarray:
+    """How far BN_{eps=0} can move when its input z (exactly unit variance per slice) is
+    perturbed by at most ``e_max`` per slice: with m, s the slice mean and std (s = 1),
+    |BN(z + e) - BN(z)| <= (2 E + |z - m| E) / (1 - E), since |dm| <= E and |ds| <= std(e) <= E."""
+    m = z.mean(axis=axes, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.where(e_max < 1, (2 * e_max + times(np.abs(z - m), e_max)) / np.maximum(1 - e_max, 0), np.inf)
+
+
+def chan_merge(parts):
+    """Combine (n_i, mean_i, var_i) of disjoint chunks into those of their union (Chan et al.):
+    delta = m_b - m_a, m = m_a + delta n_b / n, M2 = M2_a + M2_b + delta^2 n_a n_b / n."""
+    n, m, var = parts[0]
+    for nb, mb, vb in parts[1:]:
+        tot = n + nb
+        delta = mb - m
+        m = m + delta * nb / tot
+        var = (n * var + nb * vb + delta**2 * n * nb / tot) / tot
+        n = tot
+    return n, m, var
+
+
+def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts) -> None:
+    """Moments of the chunks ``np.split(x, cuts, axis)`` (``axis`` in ``axes``), merged with
+    ``chan_merge``, against ``moments_fn`` of the whole. Writing the merged variance as
+    sum n_i v_i / n + sum n_i (m_i - m)^2 / n, each chunk's errors enter weighted by n_i / n,
+    and moving the chunk means by at most E moves the second sum by at most 4 s E + 12 E^2
+    (s = max |m_i - m|); the whole's own moment error is added."""
+    parts, errors = [], []
+    for chunk in np.split(x, cuts, axis=axis):
+        m, v = (np.asarray(t, dtype=np.float64) for t in moments_fn(chunk, axes=axes))
+        parts.append((chunk.shape[axis], m, v))
+        errors.append(moment_error(chunk, axes, x.dtype))
+    n, m_merged, v_merged = chan_merge(parts)
+    m_whole, v_whole = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=axes))
+    e_whole = moment_error(x, axes, x.dtype)
+    e_max = np.max([e.mean for e in errors], axis=0)
+    s = np.max([np.abs(m - m_merged) for _, m, _ in parts], axis=0)
+    mean_tol = sum(k * e.mean for (k, _, _), e in zip(parts, errors)) / n + e_whole.mean
+    var_tol = sum(k * e.var for (k, _, _), e in zip(parts, errors)) / n + 4 * times(s, e_max) + 12 * e_max**2 + e_whole.var
+    checks.assert_within(m_merged, m_whole, mean_tol, law="parallel merge: Chan-merged mean = mean of the whole")
+    checks.assert_within(v_merged, v_whole, var_tol, law="parallel merge: Chan-merged variance = variance of the whole")

@@ -27,6 +27,14 @@ def _plain(v):
     return v
 
 
+def _as_tensor(v, dtype):
+    """``v`` in ``dtype`` with one rounding (``tf.cast`` of a Python float would round to
+    float32 first: a float64 layer would then be off by float32's rounding)."""
+    if isinstance(v, tf.Tensor):
+        return tf.cast(v, dtype)
+    return tf.cast(tf.constant(np.asarray(v, dtype=np.float64)), dtype)
+
+
 @keras.saving.register_keras_serializable(package="bn_props")
 class SeedBatchNorm(keras.layers.Layer):
     """Batch normalization over ``axes`` with fixed ``scale`` and ``offset`` (the seed's layer).
@@ -44,13 +52,12 @@ class SeedBatchNorm(keras.layers.Layer):
 
     def batch_norm_fn(self, inputs):
         mean, variance = tf.nn.moments(inputs, self.axes, keepdims=True)
-        dtype = inputs.dtype
         return tf.nn.batch_normalization(
             inputs,
             mean=mean,
             variance=variance,
-            offset=tf.cast(self.offset, dtype),
-            scale=tf.cast(self.scale, dtype),
+            offset=_as_tensor(self.offset, inputs.dtype),
+            scale=_as_tensor(self.scale, inputs.dtype),
             variance_epsilon=self.epsilon,
         )
 

@@ -52,7 +52,9 @@ def pytest_configure(config):
     subjects = []
     for spec in specs:
         try:
-            subjects.append(load_subject(spec))
+            subject = load_subject(spec)
+            subject.dtypes  # validates bn_dtypes early
+            subjects.append(subject)
         except SubjectSpecError as exc:
             raise pytest.UsageError(f"--bn-impl: {exc}") from None
     config.stash[_SUBJECTS] = subjects
@@ -79,8 +81,13 @@ def pytest_report_header(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "subject" in metafunc.fixturenames:
-        subjects = subjects_of(metafunc.config)
+    if "subject" not in metafunc.fixturenames:
+        return
+    subjects = subjects_of(metafunc.config)
+    if "dtype" in metafunc.fixturenames:
+        pairs = [(s, d) for s in subjects for d in s.dtypes]
+        metafunc.parametrize("subject,dtype", pairs, ids=[f"{s.spec}-{d}" for s, d in pairs])
+    else:
         metafunc.parametrize("subject", subjects, ids=[s.spec for s in subjects])
 
 

@@ -12,14 +12,16 @@ example and of the ``@reproduce_failure`` blob).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .tolerance import finfo
+from .tolerance import finfo, in_safe_domain
 
 __all__ = [
     "BNCase",
@@ -37,6 +39,12 @@ __all__ = [
     "affine",
     "epsilons",
     "bn_cases",
+    "draw_case",
+    "assume_safe",
+    "replace",
+    "square_shapes",
+    "spread_regimes",
+    "epsilon_comparable_cases",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -102,16 +110,16 @@ class BNCase:
         )
 
 
-def shapes(*, min_dims: int = 1, max_dims: int = 5, max_side: int = 6):
-    """Array shapes of rank ``min_dims..max_dims`` with every dimension in 1..max_side
-    (at most 6**5 = 7776 elements). Shrinks toward ``(1,)``."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
+def shapes(*, min_dims: int = 1, max_dims: int = 5, min_side: int = 1, max_side: int = 6):
+    """Array shapes of rank ``min_dims..max_dims`` with every dimension in min_side..max_side
+    (at most 6**5 = 7776 elements). Shrinks toward ``(min_side,)``."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
-def long_shapes(*, min_n: int = 64, max_n: int = 4096):
+def long_shapes(*, min_n: int = 64, max_n: int = 4096, min_c: int = 1):
     """Shapes with one long axis for large reduction sizes: ``(n, c)`` with
-    n in min_n..max_n and c in 1..4, so that reducing over axis 0 has N = n."""
-    return st.tuples(st.integers(min_n, max_n), st.integers(1, 4))
+    n in min_n..max_n and c in min_c..4, so that reducing over axis 0 has N = n."""
+    return st.tuples(st.integers(min_n, max_n), st.integers(min_c, 4))
 
 
 def reduced_axes(ndim: int, *, min_size: int = 1, max_size: int | None = None):
@@ -174,13 +182,14 @@ def _feature_shape(shape, axes, drop_leading: bool) -> tuple[int, ...]:
 
 
 @st.composite
-def affine(draw, shape, axes, dtype="float32", *, role: str = "scale"):
+def affine(draw, shape, axes, dtype="float32", *, role: str = "scale", per_feature: bool = False):
     """``scale`` (gamma) or ``offset`` (beta): a Python float, or a per-feature array of
     ``dtype`` with size 1 on every reduced axis (full rank, or with the leading size-1
     axes dropped as NumPy broadcasting allows). Scale magnitudes are in [0.1, 10] with
-    either sign; offsets in [-10, 10]. Shrinks toward 1.0 (scale) or 0.0 (offset)."""
+    either sign; offsets in [-10, 10]. Shrinks toward 1.0 (scale) or 0.0 (offset).
+    ``per_feature=True`` always gives an array with distinct values per feature."""
     simple = (1.0, 2.0, 0.5, -1.5) if role == "scale" else (0.0, 1.0, -3.0, 0.25)
-    if draw(st.booleans()):
+    if per_feature or draw(st.booleans()):
         seed = draw(st.integers(0, 2**32 - 1))
         rng = np.random.default_rng(seed)
         fshape = _feature_shape(shape, axes, draw(st.booleans()))
@@ -197,9 +206,10 @@ def affine(draw, shape, axes, dtype="float32", *, role: str = "scale"):
 
 
 def epsilons(dtype="float32"):
-    """epsilon in (0, 1]: 1e-3 and 1e-5 first, then any float from the dtype's smallest
-    normal number up to 1."""
-    lo = float(finfo(dtype).tiny)
+    """epsilon in (0, 1]: 1e-3 and 1e-5 first, then any float from max(1e-12, the dtype's
+    smallest normal number) up to 1 (1e-12 is the smallest epsilon in common use; below the
+    smallest normal TF on CPU flushes epsilon to zero)."""
+    lo = max(1e-12, float(finfo(dtype).tiny))
     return st.one_of(st.sampled_from(FAVOURED_EPSILONS), st.floats(lo, 1.0))
 
 
@@ -213,11 +223,14 @@ def bn_cases(
     regime_strategy=None,
     epsilon_strategy=None,
     training=True,
+    safe_domain: bool = True,
 ):
     """A whole call: dtype, shape, reduced axes, data, scale, offset, epsilon.
 
     Shapes are mostly small (rank 1..5, sides 1..6); sometimes one long axis
-    (N up to 4096) for the large-reduction regime.
+    (N up to 4096) for the large-reduction regime. With ``safe_domain`` (the default)
+    only inputs inside the error model's domain are kept (``tolerance.in_safe_domain``:
+    no intermediate of a correct evaluation order overflows the dtype).
     """
     dtype = np.dtype(draw(st.sampled_from(tuple(dtypes))))
     if shape_strategy is None:
@@ -225,7 +238,7 @@ def bn_cases(
     shape = draw(shape_strategy.filter(lambda s: len(s) >= min_axes))
     axes = draw(reduced_axes(len(shape), min_size=min_axes))
     x, regime, seed = draw(values(shape, axes, dtype, draw(regime_strategy or regimes())))
-    return BNCase(
+    case = BNCase(
         x=x,
         axes=axes,
         scale=draw(affine(shape, axes, dtype, role="scale")),
@@ -234,4 +247,54 @@ def bn_cases(
         training=training,
         regime=regime,
         seed=seed,
+    )
+    if safe_domain:
+        assume_safe(case)
+    return case
+
+
+def assume_safe(case: BNCase) -> None:
+    """Reject (``hypothesis.assume``) a case outside the error model's domain; properties call
+    it on the transformed inputs they build (shifted, scaled, made constant)."""
+    assume(in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon))
+
+
+def replace(case: BNCase, **changes) -> BNCase:
+    """``case`` with some fields changed (a transformed input for a metamorphic law)."""
+    return dataclasses.replace(case, **changes)
+
+
+def draw_case(data, dtype, label: str = "case", **kwargs) -> BNCase:
+    """Draw a ``bn_cases(dtypes=(dtype,), **kwargs)`` inside a test that got ``data=st.data()``
+    (the dtype comes from pytest parametrization, so it cannot be known at decoration time)."""
+    return data.draw(bn_cases(dtypes=(dtype,), **kwargs), label=label)
+
+
+def square_shapes(*, min_dims: int = 2, max_dims: int = 4):
+    """Shapes whose axes all have the same length (2..5): a transposed or mis-broadcast
+    per-feature parameter has the right size and only its values can betray it."""
+    return st.tuples(st.integers(2, 5), st.integers(min_dims, max_dims)).map(lambda t: (t[0],) * t[1])
+
+
+def spread_regimes():
+    """Regimes in which every slice with N >= 2 has sigma > 0 and sigma^2 is far above the
+    dtype's tiny (no constant slices, no tiny magnitudes)."""
+    return regimes(kinds=("gaussian",), spreads=(1.0, 10.0, 1e-2))
+
+
+@st.composite
+def epsilon_comparable_cases(draw, dtype="float32"):
+    """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
+    the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows."""
+    eps = draw(st.sampled_from((1e-3, 1e-2, 1e-1, 1.0)))
+    r = draw(st.sampled_from((1.0, 0.25, 4.0)))
+    loc = draw(st.sampled_from((0.0, 1.0, -3.0)))
+    regime = Regime("gaussian", loc, math.sqrt(r * eps))
+    return draw(
+        bn_cases(
+            dtypes=(dtype,),
+            shape_strategy=shapes(max_dims=3),
+            regime_strategy=st.just(regime),
+            epsilon_strategy=st.just(eps),
+        )
     )

@@ -33,6 +33,7 @@ BUILTINS = {
     "tf_nn": "bn_reference.subjects:tf_nn",
 }
 DEFAULT_DTYPES = ("float32",)
+KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 class SubjectSpecError(ValueError):
@@ -46,7 +47,12 @@ class Subject:
 
     @property
     def dtypes(self) -> tuple[str, ...]:
-        return tuple(getattr(self.fn, "bn_dtypes", DEFAULT_DTYPES))
+        """The dtypes the subject declares (``bn_dtypes``); float32 is always checked."""
+        declared = tuple(getattr(self.fn, "bn_dtypes", DEFAULT_DTYPES))
+        unknown = [d for d in declared if d not in KNOWN_DTYPES]
+        if unknown:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_dtypes names unknown dtypes {unknown}; known: {KNOWN_DTYPES}")
+        return tuple(dict.fromkeys(("float32",) + declared))
 
     @property
     def moments(self) -> Callable | None:

@@ -49,6 +49,12 @@ Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``mean|x|
 The reference itself is float64, so it is not exact either: ``bound`` adds the same model
 evaluated at float64 (negligible next to float32, not next to float64).
 
+5. Domain. The model assumes no intermediate overflows: with ``max`` the dtype's largest
+   finite number, ``in_safe_domain`` requires ``(|x| + |mu|) inv |gamma| + |beta| <= max / 4``
+   (the folded form's products) and ``N (var + 3 D2) <= max / 4`` (sums of squares).
+   Outside it a correct-looking float16 kernel may return inf or NaN for a representable
+   result; the suite checks that separately instead of stretching this bound.
+
 Nothing here is tuned: every term is a count of roundings times the size of what is
 rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
 implementation in ``dtype``; ``err / B`` is the margin reported per property.
@@ -60,7 +66,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound"]
+__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound", "in_safe_domain", "times"]
 
 
 def finfo(dtype):
@@ -92,6 +98,12 @@ class MomentError:
     n: int
 
 
+def times(g, t):
+    """g * t with 0 * inf = 0 (either way round): a vacuous bound times an exact zero is zero."""
+    with np.errstate(invalid="ignore"):
+        return np.where((np.asarray(g) == 0) | (np.asarray(t) == 0), 0.0, g * t)
+
+
 def _stats(x64: np.ndarray, axes: tuple[int, ...]):
     mu = x64.mean(axis=axes, keepdims=True)
     dev2 = np.square(x64 - mu)
@@ -106,8 +118,8 @@ def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None) -> MomentErro
     x64 = x.astype(np.float64)
     n = int(np.prod([x.shape[a] for a in axes]))
     mu, var, d2 = _stats(x64, axes)
-    e_mu = gamma(n + 2, u) * np.abs(x64).mean(axis=axes, keepdims=True) + tiny
-    e_var = gamma(n + 3, u) * (var + 3 * d2) + np.square(e_mu) + 2 * tiny
+    e_mu = times(gamma(n + 2, u), np.abs(x64).mean(axis=axes, keepdims=True)) + tiny
+    e_var = times(gamma(n + 3, u), var + 3 * d2) + np.square(e_mu) + 2 * tiny
     return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n)
 
 
@@ -158,3 +170,20 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> np.ndarra
     if dtype != np.float64:
         b = b + _output_bound(x64, axes, gamma_, beta, eps, np.dtype(np.float64))
     return np.broadcast_to(b, x64.shape)
+
+
+def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> bool:
+    """True when no intermediate of a correct evaluation in ``dtype`` can overflow (item 5)."""
+    dtype = np.dtype(dtype if dtype is not None else x.dtype)
+    limit = float(finfo(dtype).max) / 4
+    x64 = np.asarray(x).astype(np.float64)
+    axes = tuple(axes)
+    n = int(np.prod([x64.shape[a] for a in axes]))
+    mu, var, d2 = _stats(x64, axes)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        inv = 1 / np.sqrt(var + float(epsilon))
+        products = (np.abs(x64) + np.abs(mu)) * inv * np.abs(np.asarray(scale, dtype=np.float64)) + np.abs(
+            np.asarray(offset, dtype=np.float64)
+        )
+        squares = n * (var + 3 * d2)
+    return bool(np.all(products <= limit) and np.all(squares <= limit))

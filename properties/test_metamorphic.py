@@ -1,0 +1,145 @@
+"""Metamorphic laws: how BN's output must respond to a transformed input.
+
+Each compares the subject with itself on two related inputs, so it needs no reference
+output; the tolerance is the error model at both inputs (plus, where the transformed
+input cannot be formed exactly in the dtype, the exact float64 effect of that rounding).
+"""
+import numpy as np
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from bn_reference import strategies as bst
+from bn_reference.reference import moments
+from bn_reference.tolerance import finfo
+from bn_reference.laws import check_close_to, expected_output, normalization_lipschitz, output_bound, run
+
+POWERS_OF_TWO = (2.0, -1.0, 0.5, -2.0, 4.0, 0.125, 1024.0, -1 / 1024)
+
+
+@given(data=st.data())
+def test_permutation_equivariance(subject, dtype, data):
+    """Permuting the positions along a reduced axis a permutes the output the same way:
+    BN(P_a x) = P_a BN(x). Tolerance: 2B (B is invariant under P_a; each side is within B
+    of the exact, exactly-equivariant truth)."""
+    case = bst.draw_case(data, dtype)
+    axis = data.draw(st.sampled_from(case.axes), label="axis")
+    perm = np.asarray(data.draw(st.permutations(range(case.x.shape[axis])), label="permutation"), dtype=np.intp)
+    permuted = bst.replace(case, x=np.take(case.x, perm, axis=axis))
+    y = run(subject, case)
+    check_close_to(
+        run(subject, permuted),
+        np.take(y, perm, axis=axis),
+        2 * output_bound(permuted),
+        law=f"permutation equivariance along reduced axis {axis}",
+    )
+
+
+@given(data=st.data())
+def test_translation_invariance(subject, dtype, data):
+    """BN(x + c) = BN(x) for any c constant over each slice (here a scalar). x + c is
+    rounded to the dtype, so the exact float64 effect of that rounding, BN64(fl(x + c)) -
+    BN64(x), is added to the tolerance B(x) + B(x + c) (the error model at the shifted
+    conditioning: a large c makes |mu|/sigma large)."""
+    case = bst.draw_case(data, dtype)
+    c = data.draw(st.sampled_from((1.0, -3.5, 100.0, -1e3, 1e4)), label="c")
+    shifted = bst.replace(case, x=(case.x.astype(np.float64) + c).astype(case.x.dtype))
+    bst.assume_safe(shifted)
+    drift = np.abs(expected_output(shifted) - expected_output(case))
+    check_close_to(
+        run(subject, shifted),
+        run(subject, case),
+        output_bound(case) + output_bound(shifted) + drift,
+        law=f"translation invariance: BN(x + {c:g}) = BN(x)",
+        x=case.x,
+    )
+
+
+@given(data=st.data())
+def test_scale_identity(subject, dtype, data):
+    """BN_eps(a x) - beta = sign(a) (BN_{eps/a^2}(x) - beta): the normalized value of a x with
+    eps equals that of x with eps/a^2. a is a power of two, so a x and eps/a^2 are exact.
+    Tolerance: B at each side. Separates eps inside the sqrt from eps outside it."""
+    case = bst.draw_case(data, dtype, regime_strategy=bst.regimes(kinds=("gaussian", "integers", "constant_slices")))
+    a = data.draw(st.sampled_from(POWERS_OF_TWO), label="a")
+    scaled = bst.replace(case, x=(case.x.astype(np.float64) * a).astype(case.x.dtype))
+    smaller_eps = bst.replace(case, epsilon=case.epsilon / a**2)
+    assume(np.array_equal(scaled.x.astype(np.float64), case.x.astype(np.float64) * a))  # no overflow/underflow
+    assume(smaller_eps.epsilon >= float(finfo(dtype).tiny))  # TF flushes a subnormal eps to 0
+    bst.assume_safe(scaled)
+    bst.assume_safe(smaller_eps)
+    beta = np.asarray(case.offset, dtype=np.float64)
+    check_close_to(
+        run(subject, scaled) - beta,
+        np.sign(a) * (run(subject, smaller_eps) - beta),
+        output_bound(scaled) + output_bound(smaller_eps),
+        law=f"scale identity: BN_eps({a:g} x) = sign(a) BN_(eps/a^2)(x)",
+        x=case.x,
+    )
+
+
+@given(data=st.data())
+def test_constant_slices_give_offset(subject, dtype, data):
+    """A slice that is constant (sigma = 0) normalizes to the offset: x - mu = 0, so
+    y = 0 * gamma / sqrt(eps) + beta = beta, within B (the computed mean of N equal
+    numbers can still be off by the summation error E_mu, amplified by 1/sqrt(eps))."""
+    case = bst.draw_case(data, dtype)
+    first = np.take(case.x, [0], axis=case.axes[0])
+    for a in case.axes[1:]:
+        first = np.take(first, [0], axis=a)
+    constant = bst.replace(case, x=np.ascontiguousarray(np.broadcast_to(first, case.x.shape)))
+    bst.assume_safe(constant)
+    check_close_to(
+        run(subject, constant),
+        np.broadcast_to(np.asarray(case.offset, dtype=np.float64), case.x.shape),
+        output_bound(constant),
+        law="constant slices normalize to the offset",
+        x=constant.x,
+    )
+
+
+@given(data=st.data())
+def test_idempotence(subject, dtype, data):
+    """With gamma = 1, beta = 0, eps = 0: z = BN(x) has mean 0 and variance exactly 1 per
+    slice, so BN(z) = z. The first pass leaves z within E = max B of the truth; BN moves by
+    at most (2E + |z - m| E)/(1 - E) under such a perturbation (laws.normalization_lipschitz),
+    plus B at z for the second pass."""
+    case = bst.draw_case(
+        data,
+        dtype,
+        shape_strategy=st.one_of(bst.shapes(min_side=2), bst.long_shapes()),
+        regime_strategy=bst.spread_regimes(),
+        epsilon_strategy=st.just(0.0),
+    )
+    plain = bst.replace(case, scale=1.0, offset=0.0, epsilon=0.0)
+    assume(np.all(moments(case.x, case.axes, dtype=np.float64)[1] > 0))  # eps = 0 needs sigma > 0
+    z = run(subject, plain)
+    again = bst.replace(plain, x=z.astype(case.x.dtype))
+    bst.assume_safe(again)
+    e_max = np.max(output_bound(plain), axis=case.axes, keepdims=True)
+    check_close_to(
+        run(subject, again),
+        z,
+        output_bound(again) + normalization_lipschitz(z, case.axes, e_max),
+        law="idempotence: BN(BN(x)) = BN(x) with gamma=1, beta=0, eps=0",
+        x=case.x,
+    )
+
+
+@given(data=st.data())
+def test_affine_acts_per_feature(subject, dtype, data):
+    """Per-feature gamma, beta act on the kept axes only: BN(x; gamma, beta) =
+    gamma * BN(x; 1, 0) + beta, on shapes whose axes all have the same length (so a
+    parameter broadcast along the wrong axis still fits). Tolerance: B(gamma, beta) + |gamma| B(1, 0)."""
+    case = bst.draw_case(data, dtype, shape_strategy=bst.square_shapes())
+    gamma = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="scale", per_feature=True), label="gamma")
+    beta = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="offset", per_feature=True), label="beta")
+    affine = bst.replace(case, scale=gamma, offset=beta)
+    plain = bst.replace(case, scale=1.0, offset=0.0)
+    g = np.asarray(gamma, dtype=np.float64)
+    check_close_to(
+        run(subject, affine),
+        g * run(subject, plain) + np.asarray(beta, dtype=np.float64),
+        output_bound(affine) + np.abs(g) * output_bound(plain),
+        law="per-feature scale and offset act on kept axes only",
+        x=case.x,
+    )
