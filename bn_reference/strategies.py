@@ -237,13 +237,13 @@ def bn_cases(
         shape_strategy = st.one_of(shapes(min_dims=min_axes), long_shapes())
     shape = draw(shape_strategy.filter(lambda s: len(s) >= min_axes))
     axes = draw(reduced_axes(len(shape), min_size=min_axes))
-    x, regime, seed = draw(values(shape, axes, dtype, draw(regime_strategy or regimes())))
+    x, regime, seed = draw(values(shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy)))
     case = BNCase(
         x=x,
         axes=axes,
         scale=draw(affine(shape, axes, dtype, role="scale")),
         offset=draw(affine(shape, axes, dtype, role="offset")),
-        epsilon=draw(epsilon_strategy or epsilons(dtype)),
+        epsilon=draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy),
         training=training,
         regime=regime,
         seed=seed,
