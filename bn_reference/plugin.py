@@ -19,9 +19,9 @@ from .subjects import BUILTINS, SubjectSpecError, load_subject
 register_profiles()
 
 _RATIO_KEY = "bn_worst_ratio"
+_CELL_KEY = "bn_cell"
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
-_MARGINS = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -59,7 +59,8 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--bn-impl: {exc}") from None
     config.stash[_SUBJECTS] = subjects
     config.stash[_USER_CHOSEN] = user_chosen
-    config.stash[_MARGINS] = {}
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(Matrix(), "bn-props-matrix")
     if not config.getoption("hypothesis_profile", None):
         profile = default_profile()
         if profile not in PROFILES:
@@ -92,6 +93,12 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "subject" in params:
+            rest = item.callspec.id.removeprefix(params["subject"].spec).lstrip("-")
+            law = item.originalname + (f"[{rest}]" if rest else "")
+            item.user_properties.append((_CELL_KEY, (params["subject"].spec, law)))
     if not config.stash[_USER_CHOSEN]:
         return
     keep, drop = [], []
@@ -110,21 +117,60 @@ def pytest_runtest_call(item):
         item.user_properties.append((_RATIO_KEY, box[0]))
 
 
-def pytest_runtest_logreport(report):
-    # Runs on the controller for xdist workers' reports too (user_properties travel).
-    if report.when != "call":
-        return
-    for key, value in report.user_properties:
-        if key == _RATIO_KEY:
-            _margins[report.nodeid] = (report.outcome, value)
+class Matrix:
+    """Outcome and worst err/bound ratio per (subject, property), gathered on the controller
+    (xdist workers' reports carry them in ``user_properties``)."""
 
+    def __init__(self):
+        self.cells: dict[tuple[str, str], dict] = {}
 
-_margins: dict[str, tuple[str, float]] = {}
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties)
+        if _CELL_KEY not in props:
+            return
+        cell = self.cells.setdefault(tuple(props[_CELL_KEY]), {"outcome": "passed", "ratio": None})
+        if report.when == "call" or report.outcome != "passed":
+            outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            if outcome == "passed" and hasattr(report, "wasxfail"):
+                outcome = "xpassed"
+            if cell["outcome"] in ("passed",) or outcome == "failed":
+                cell["outcome"] = outcome
+        if _RATIO_KEY in props:
+            cell["ratio"] = max(cell["ratio"] or 0.0, props[_RATIO_KEY])
+
+    def render(self) -> str:
+        from io import StringIO
+
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        subjects = list(dict.fromkeys(s for s, _ in self.cells))
+        laws = sorted({law for _, law in self.cells})
+        table = Table(title="bn-props conformance: outcome (worst err/bound; 1.0 = at the error model's bound)")
+        table.add_column("property", no_wrap=True)
+        for s in subjects:
+            table.add_column(escape(s), justify="right")
+        for law in laws:
+            row = [escape(law)]
+            for s in subjects:
+                cell = self.cells.get((s, law))
+                if cell is None:
+                    row.append("")
+                    continue
+                text = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "XPASS"}[cell["outcome"]]
+                if cell["ratio"] is not None and cell["outcome"] == "passed":
+                    text += f" {cell['ratio']:.2g}"
+                row.append(text)
+            table.add_row(*row)
+        buf = StringIO()
+        Console(file=buf, width=max(len(law) for law in laws) + 16 * len(subjects) + 8, color_system=None).print(table)
+        return buf.getvalue()
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if not _margins:
+    matrix = config.pluginmanager.get_plugin("bn-props-matrix")
+    if matrix is None or not matrix.cells:
         return
-    terminalreporter.section("bn-props: worst err/bound ratio per property (1.0 = at the error model's bound)")
-    for nodeid, (outcome, ratio) in sorted(_margins.items()):
-        terminalreporter.write_line(f"{ratio:10.3g}  {outcome:7s} {nodeid.split('::')[-1]}")
+    terminalreporter.section("bn-props conformance matrix")
+    terminalreporter.write(matrix.render())
