@@ -18,8 +18,10 @@ def test_output_shape_and_dtype(subject, dtype, data):
 
 @given(data=st.data())
 def test_input_not_modified(subject, dtype, data):
-    """f must not write into x: after the call x is bit-identical to before."""
+    """f must not write into x, whatever ``training`` is: after the call x is bit-identical
+    to before."""
     case = bst.draw_case(data, dtype)
+    training = data.draw(st.sampled_from([True, False, None]), label="training")
     x = case.x.copy()
-    subject(x, **case.kwargs())
+    subject(x, **case.kwargs(training=training))
     np.testing.assert_array_equal(x, case.x, err_msg="the subject modified its input x in place")
