@@ -15,6 +15,13 @@ compute the moments with a pluggable ``moments(x, axes) -> (mu, var)`` (keepdims
 pluggable ``normalize(x, mu, var, gamma, beta, eps)``, all in a chosen compute dtype, and
 cast back to ``x.dtype``. A mutant is one wrong step plugged into that skeleton; the
 others (TensorFlow, Keras) are spelled out because their bug lives in the API call.
+
+Dtypes (``bn_dtypes``, via ``subjects.supports``): the correct variants declare every
+dtype they handle, since a false alarm may hide in one dtype only. Mutants on the NumPy
+skeleton declare float32 and float64 (the skeleton's arithmetic in either); mutants whose
+bug is a dtype (float16 moments, float64 output, naive float32 variance) or a TF API call
+keep the float32 default: their bug does not depend on the dtype, and each extra dtype
+costs the meta-test a full pass of the suite for that subject.
 """
 from __future__ import annotations
 
@@ -25,10 +32,13 @@ import numpy as np
 from .subjects import supports
 from .validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["MUTANTS", "CORRECT"]
+__all__ = ["MUTANTS", "CORRECT", "specs"]
 
 ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
-FULL = ("float32", "float64")  # NumPy arithmetic in x.dtype: exact roundings of that dtype
+FULL = ("float32", "float64")  # the NumPy skeleton computing in x.dtype
+# Mutants are checked in float32 only: each seeds one algorithmic bug, which float64 would
+# show the same way, and running them in float64 too cost ~30% of the kill-matrix time.
+MUTANT_DTYPES = ("float32",)
 
 
 # --------------------------------------------------------------------------------------
@@ -196,7 +206,7 @@ def _tf_param(v, dtype):
 # --------------------------------------------------------------------------------------
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def epsilon_outside_sqrt(x, *, axes, scale, offset, epsilon, training):
     """BUG: epsilon added outside the square root: (x - mu) / (sqrt(var) + eps)."""
     return _numpy_bn(
@@ -205,27 +215,27 @@ def epsilon_outside_sqrt(x, *, axes, scale, offset, epsilon, training):
     )
 
 
-@supports(*FULL, moments=_moments_attr(_two_pass_ddof1))
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_two_pass_ddof1))
 def bessel_variance(x, *, axes, scale, offset, epsilon, training):
     """BUG: Bessel-corrected (unbiased, ddof=1) variance instead of the biased one
     (and NaN/inf for N = 1)."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_two_pass_ddof1)
 
 
-@supports(*FULL, moments=_moments_attr(_complement_moments))
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_complement_moments))
 def complement_axes(x, *, axes, scale, offset, epsilon, training):
     """BUG: moments over the complement of ``axes`` (axes read as the kept/feature axes,
     as in Keras' BatchNormalization(axis=...))."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_complement_moments)
 
 
-@supports(*FULL, moments=_moments_attr(_first_axis_moments))
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_first_axis_moments))
 def first_axis_only(x, *, axes, scale, offset, epsilon, training):
     """BUG: moments over ``axes[:1]`` only (the other reduced axes are ignored)."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_first_axis_moments)
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def offset_before_scale(x, *, axes, scale, offset, epsilon, training):
     """BUG: offset applied before the scale: (x_hat + beta) * gamma."""
     return _numpy_bn(
@@ -234,7 +244,7 @@ def offset_before_scale(x, *, axes, scale, offset, epsilon, training):
     )
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def training_ignored(x, *, axes, scale, offset, epsilon, training):
     """BUG: ignores ``training``: always normalizes (inference must return x)."""
     return _numpy_bn(x, axes, scale, offset, epsilon, True)
@@ -294,7 +304,7 @@ def squeezed_moments(x, *, axes, scale, offset, epsilon, training):
     return y.numpy()
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def variance_without_sqrt(x, *, axes, scale, offset, epsilon, training):
     """BUG: divides by the variance instead of the standard deviation: (x - mu) / (var + eps)."""
     return _numpy_bn(
@@ -303,7 +313,7 @@ def variance_without_sqrt(x, *, axes, scale, offset, epsilon, training):
     )
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def modifies_input(x, *, axes, scale, offset, epsilon, training):
     """BUG: normalizes x in place (right values, but the caller's x is overwritten)."""
     x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
@@ -324,7 +334,7 @@ def float64_output(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64, out=np.float64)
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def epsilon_ignored(x, *, axes, scale, offset, epsilon, training):
     """BUG: epsilon dropped: (x - mu) / sqrt(var) (NaN on constant slices)."""
     return _numpy_bn(
@@ -333,7 +343,7 @@ def epsilon_ignored(x, *, axes, scale, offset, epsilon, training):
     )
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def inverse_scale(x, *, axes, scale, offset, epsilon, training):
     """BUG: divides by the scale: x_hat / gamma + beta."""
     return _numpy_bn(
@@ -356,7 +366,7 @@ def scale_offset_swapped(x, *, axes, scale, offset, epsilon, training):
     return y.numpy()
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def mean_not_subtracted(x, *, axes, scale, offset, epsilon, training):
     """BUG: forgets to centre: x / sqrt(var + eps) * gamma + beta."""
     return _numpy_bn(
@@ -365,27 +375,27 @@ def mean_not_subtracted(x, *, axes, scale, offset, epsilon, training):
     )
 
 
-@supports(*FULL, moments=_moments_attr(_global_mean_moments))
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_global_mean_moments))
 def global_mean(x, *, axes, scale, offset, epsilon, training):
     """BUG: the mean is taken over all elements (one global mean), the variance about it
     over the reduced axes: right only when every slice has the same mean."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_global_mean_moments)
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def inverted_training(x, *, axes, scale, offset, epsilon, training):
     """BUG: inverted flag: returns x when ``training`` is True, normalizes otherwise."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training is not True)
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def none_means_training(x, *, axes, scale, offset, epsilon, training):
     """BUG: ``training=None`` treated as True (``if training is not False``): Keras passes
     None in inference, so the layer normalizes with batch statistics at predict time."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training is not False)
 
 
-@supports(*FULL)
+@supports(*MUTANT_DTYPES)
 def variance_floor(x, *, axes, scale, offset, epsilon, training):
     """BUG: clamps instead of adding: (x - mu) / sqrt(max(var, eps)) (right only when
     var >> eps or var = 0)."""

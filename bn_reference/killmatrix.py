@@ -1,0 +1,332 @@
+"""The kill matrix: which property catches which subject.
+
+Run the property suite once over many subjects (``run_suite``), read its JUnit XML back
+as ``{subject spec: {property: outcome}}`` (``parse_junit``), and draw it as a text table
+(``render``). ``properties/meta/test_kill_matrix.py`` uses it to check that every mutant
+in ``bn_reference.mutants`` is caught and every correct variant passes; a README table or
+a benchmark can reuse the same three functions.
+
+A *property* is a test function plus its parameters other than the subject and the dtype
+(e.g. ``test_inference_returns_input[training=None]``). A subject declaring several
+dtypes runs each property once per dtype; its cell aggregates them (``failed`` if any
+dtype failed, then ``error``, then ``passed``, and ``skipped`` only if all were skipped).
+``parse_cells`` keeps the per-dtype detail: outcome, first line of the message, worst
+err/bound ratio.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "OUTCOMES",
+    "NO_SUBJECT",
+    "Cell",
+    "SuiteError",
+    "run_suite",
+    "parse_cells",
+    "parse_junit",
+    "aggregate",
+    "render",
+    "killers",
+    "repo_root",
+]
+
+OUTCOMES = ("failed", "error", "passed", "skipped")  # aggregation priority, first wins
+NO_SUBJECT = "(no subject)"  # tests that are not parametrized over subjects
+KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
+SYMBOLS = {"failed": "X", "error": "E", "passed": ".", "skipped": "s", None: " "}
+PARTIAL_FAIL = "x"  # failed for some of the subject's dtypes, passed for others
+_RATIO_KEY = "bn_worst_ratio"
+
+
+class SuiteError(RuntimeError):
+    """The child pytest did not produce a usable report (usage error, crash, timeout)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One test's outcome: a (subject, property, dtype) triple."""
+
+    outcome: str
+    message: str = ""
+    ratio: float | None = None
+    seconds: float = 0.0
+
+
+def repo_root() -> Path:
+    """The checkout this module lives in (``bn_reference``'s parent directory)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _child_env(environ=None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
+    # The child picks its subjects from --bn-impl only, and must not think it is an
+    # xdist worker of the parent run.
+    for key in list(env):
+        if key == "BN_IMPL" or key.startswith("PYTEST_XDIST") or key == "PYTEST_CURRENT_TEST":
+            env.pop(key)
+    return env
+
+
+def run_suite(
+    specs,
+    profile: str = "ci",
+    extra_args=(),
+    *,
+    junit_path: str | os.PathLike | None = None,
+    workers: int | str | None = 2,
+    paths=("properties",),
+    ignore=("properties/meta", "properties/test_seed_golden.py"),
+    root: str | os.PathLike | None = None,
+    timeout: float | None = 3600,
+) -> Path:
+    """Run the property suite once in a subprocess over ``specs`` (one ``--bn-impl`` each)
+    and return the path of its JUnit XML report.
+
+    The child runs ``sys.executable -m pytest`` in ``root`` (default: this checkout) with
+    ``--hypothesis-profile=profile``, ``-p xdist -n workers`` (``workers=None``: no xdist),
+    without ``BN_IMPL`` in its environment. Its combined stdout/stderr is written next to
+    the report (``<junit>.log``). Test failures are the point (exit status 1); any other
+    non-zero status without a report raises ``SuiteError`` with the log's tail.
+    """
+    root = Path(root) if root is not None else repo_root()
+    if junit_path is None:
+        junit_path = Path(tempfile.mkdtemp(prefix="bn-killmatrix-")) / "junit.xml"
+    junit_path = Path(junit_path).resolve()
+    junit_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = junit_path.with_name(junit_path.name + ".log")
+    cmd = [sys.executable, "-m", "pytest", *map(str, paths)]
+    cmd += [f"--ignore={p}" for p in ignore]
+    if workers is not None:
+        cmd += ["-p", "xdist", "-n", str(workers)]
+    cmd += [f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}"]
+    for spec in specs:
+        cmd += ["--bn-impl", spec]
+    cmd += list(extra_args)
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        try:
+            proc = subprocess.run(cmd, cwd=root, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SuiteError(f"property suite timed out after {timeout} s; log: {log_path}\n{_tail(log_path)}") from None
+        log.write(f"\n[bn-killmatrix] exit status {proc.returncode} after {time.monotonic() - started:.1f} s\n")
+    # 0: all passed, 1: some failed; anything else (interrupted, internal/usage error,
+    # nothing collected) means there is no matrix to read.
+    if proc.returncode not in (0, 1) or not junit_path.exists():
+        raise SuiteError(
+            f"property suite exited with status {proc.returncode}; log: {log_path}\n{_tail(log_path)}"
+        )
+    return junit_path
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the report
+# ---------------------------------------------------------------------------------------
+
+
+def _split_id(name: str, specs) -> tuple[str, str | None, str | None]:
+    """``test_f[spec-dtype-other]`` -> (property, subject spec, dtype).
+
+    The plugin's ids are the spec, then the dtype, then any other parameters, joined by
+    ``-``. With ``specs`` known, the longest spec that the id starts with is the subject;
+    otherwise the subject is everything before the first known dtype component (or the
+    first component). Property = function name plus the remaining parameters.
+    """
+    func, sep, params = name.partition("[")
+    if not sep:
+        return func, None, None
+    params = params[:-1] if params.endswith("]") else params
+    subject = None
+    rest = params
+    for spec in sorted(specs or (), key=len, reverse=True):
+        if params == spec or params.startswith(spec + "-"):
+            subject, rest = spec, params[len(spec) + 1 :]
+            break
+    parts = rest.split("-") if rest else []
+    if subject is None and not specs:
+        comps = params.split("-")
+        cut = next((i for i, c in enumerate(comps) if c in KNOWN_DTYPES and i > 0), None)
+        if cut is not None:
+            subject, parts = "-".join(comps[:cut]), comps[cut:]
+        elif ":" in comps[0] or comps[0] in _builtin_names():
+            subject, parts = comps[0], comps[1:]
+    if subject is None:  # specs were given and none matches: not a subject test
+        return name, None, None
+    dtype = None
+    if parts and parts[0] in KNOWN_DTYPES:
+        dtype, parts = parts[0], parts[1:]
+    prop = func + (f"[{'-'.join(parts)}]" if parts else "")
+    return prop, subject, dtype
+
+
+def _builtin_names():
+    from .subjects import BUILTINS
+
+    return BUILTINS
+
+
+def _outcome(case: ET.Element) -> tuple[str, str]:
+    for tag, outcome in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        el = case.find(tag)
+        if el is not None:
+            text = el.get("message") or (el.text or "")
+            first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+            return outcome, first
+    return "passed", ""
+
+
+def parse_cells(path, specs=None) -> dict[str, dict[str, dict[str | None, Cell]]]:
+    """``{subject: {property: {dtype: Cell}}}`` from a JUnit XML report.
+
+    ``specs`` (optional) are the subject specs the suite ran with: they make splitting a
+    test id unambiguous. Tests with no subject parameter (harness self-tests, collection
+    errors) are filed under the subject ``NO_SUBJECT``, keyed by module::name.
+    """
+    root = ET.parse(path).getroot()
+    cells: dict[str, dict[str, dict[str | None, Cell]]] = {}
+    for case in root.iter("testcase"):
+        name = case.get("name", "")
+        classname = case.get("classname", "")
+        prop, subject, dtype = _split_id(name, specs)
+        if subject is None:
+            subject, prop = NO_SUBJECT, f"{classname}::{name}" if classname else name
+        outcome, message = _outcome(case)
+        ratio = None
+        for p in case.iter("property"):
+            if p.get("name") == _RATIO_KEY:
+                try:
+                    ratio = float(p.get("value"))
+                except (TypeError, ValueError):
+                    pass
+        try:
+            seconds = float(case.get("time", 0.0))
+        except ValueError:
+            seconds = 0.0
+        row = cells.setdefault(subject, {}).setdefault(prop, {})
+        previous = row.get(dtype)
+        cell = Cell(outcome, message, ratio, seconds)
+        # A test reported twice (an error in teardown after a pass) keeps the worse outcome.
+        if previous is None or OUTCOMES.index(outcome) < OUTCOMES.index(previous.outcome):
+            row[dtype] = cell
+    return cells
+
+
+def aggregate(outcomes) -> str:
+    """One outcome for several dtypes: failed > error > passed > skipped."""
+    outcomes = list(outcomes)
+    for o in OUTCOMES:
+        if o in outcomes:
+            return o
+    return "skipped"
+
+
+def parse_junit(path, specs=None) -> dict[str, dict[str, str]]:
+    """The kill matrix ``{subject spec: {property: outcome}}`` of a JUnit XML report, with
+    outcome one of ``failed``, ``error``, ``passed``, ``skipped`` (aggregated over dtypes)."""
+    return {
+        subject: {prop: aggregate(c.outcome for c in by_dtype.values()) for prop, by_dtype in row.items()}
+        for subject, row in parse_cells(path, specs).items()
+    }
+
+
+def killers(row: dict[str, str]) -> list[str]:
+    """The properties that fail a subject (its row of the matrix)."""
+    return [p for p, o in row.items() if o == "failed"]
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing it
+# ---------------------------------------------------------------------------------------
+
+
+def _short(spec: str) -> str:
+    return spec.split(":", 1)[1] if ":" in spec else spec
+
+
+def _prop_label(prop: str) -> str:
+    return prop[5:] if prop.startswith("test_") else prop
+
+
+def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
+    """The matrix as a plain-text table: one row per subject, one numbered column per
+    property (legend below).
+
+    ``X`` failed (the property catches the subject), ``x`` failed for some of its dtypes
+    only (needs ``cells`` from ``parse_cells``), ``.`` passed, ``s`` skipped, ``E`` error,
+    blank: not run. ``expect`` maps a spec to ``"mutant"`` or ``"correct"`` and adds a
+    verdict column: ``killed``/``SURVIVED`` for mutants, ``ok``/``FALSE ALARM`` for correct
+    variants. Subjects without a subject parameter (``NO_SUBJECT``) are listed below the table.
+    """
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    expect = dict(expect or {})
+    subjects = [s for s in matrix if s != NO_SUBJECT]
+    order = {"mutant": 0, "correct": 1}
+    subjects.sort(key=lambda s: (order.get(expect.get(s), 2), list(expect).index(s) if s in expect else 0, s))
+    props = sorted({p for s in subjects for p in matrix[s]})
+    table = Table(box=box.ASCII, show_lines=False, pad_edge=False)
+    table.add_column("subject", no_wrap=True)
+    for i, _ in enumerate(props, 1):
+        table.add_column(str(i), justify="center", no_wrap=True)
+    table.add_column("kills", justify="right")
+    if expect:
+        table.add_column("verdict", no_wrap=True)
+    for s in subjects:
+        row = matrix[s]
+        marks = []
+        for p in props:
+            o = row.get(p)
+            mark = SYMBOLS.get(o, "?")
+            if o == "failed" and cells is not None:
+                by_dtype = cells.get(s, {}).get(p, {})
+                if any(c.outcome == "passed" for c in by_dtype.values()):
+                    mark = PARTIAL_FAIL
+            marks.append(mark)
+        n = len(killers(row))
+        extra = [str(n)]
+        if expect:
+            kind = expect.get(s)
+            if kind == "mutant":
+                extra.append("killed" if n else "SURVIVED")
+            elif kind == "correct":
+                extra.append("FALSE ALARM" if n or "error" in row.values() else "ok")
+            else:
+                extra.append("")
+        label = _short(s) + ("  (correct)" if expect.get(s) == "correct" else "")
+        table.add_row(*(Text(c) for c in (label, *marks, *extra)))
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, force_terminal=False, legacy_windows=False)
+    console.print(table)
+    lines = [out.getvalue().rstrip("\n"), ""]
+    lines.append("X failed (caught)  x failed for some dtypes  . passed  s skipped  E error")
+    for i, p in enumerate(props, 1):
+        lines.append(f"{i:>3}  {_prop_label(p)}")
+    other = matrix.get(NO_SUBJECT)
+    if other:
+        bad = {p: o for p, o in other.items() if o in ("failed", "error")}
+        lines.append("")
+        lines.append(f"tests without a subject: {len(other)} ({len(bad)} failed or errored)")
+        for p, o in sorted(bad.items()):
+            lines.append(f"  {o}: {p}")
+    return "\n".join(lines) + "\n"
