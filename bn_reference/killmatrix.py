@@ -330,3 +330,70 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
         for p, o in sorted(bad.items()):
             lines.append(f"  {o}: {p}")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# The README's "what each property catches" table
+# ---------------------------------------------------------------------------------------
+
+README_START = "<!-- kill-matrix:start -->"
+README_END = "<!-- kill-matrix:end -->"
+
+
+def catches(matrix, mutant_specs) -> dict[str, list[str]]:
+    """``{property: [mutant names it fails]}`` for every property in the matrix."""
+    props = sorted({p for s in matrix if s != NO_SUBJECT for p in matrix[s]})
+    return {p: [_short(s) for s in mutant_specs if matrix.get(s, {}).get(p) == "failed"] for p in props}
+
+
+def markdown_catches(matrix, mutant_specs, profile: str) -> str:
+    """The Markdown table for the README (between ``README_START`` and ``README_END``)."""
+    lines = [
+        README_START,
+        f"| property | mutants it catches (`bn_reference/mutants.py`, profile `{profile}`) |",
+        "|---|---|",
+    ]
+    for prop, names in catches(matrix, mutant_specs).items():
+        lines.append(f"| `{prop}` | {', '.join(f'`{n}`' for n in names) or '-'} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def readme_claims(readme_text: str) -> dict[str, set[str]]:
+    """Parse the README table back into ``{property: {mutant names}}``."""
+    start, end = readme_text.index(README_START), readme_text.index(README_END)
+    claims = {}
+    for line in readme_text[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            claims[cells[0].strip("`")] = {n.strip().strip("`") for n in cells[1].split(",") if n.strip() not in ("", "-")}
+    return claims
+
+
+def main(argv=None) -> int:
+    """``python -m bn_reference.killmatrix [--readme]``: run the suite over the mutant
+    catalogue, print the matrix, and with ``--readme`` rewrite the README table."""
+    import argparse
+
+    from . import mutants
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's table from this run")
+    parser.add_argument("--profile", default="ci")
+    args = parser.parse_args(argv)
+    wrong, right = mutants.specs(mutants.MUTANTS), mutants.specs(mutants.CORRECT)
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = run_suite(wrong + right, args.profile, (), junit_path=Path(tmp) / "junit.xml", root=repo_root())
+        matrix = parse_junit(junit, wrong + right)
+        print(render(matrix, expect={**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}, cells=parse_cells(junit, wrong + right)))
+    if args.readme:
+        readme = repo_root() / "README.md"
+        text = readme.read_text()
+        start, end = text.index(README_START), text.index(README_END) + len(README_END)
+        readme.write_text(text[:start] + markdown_catches(matrix, wrong, args.profile) + text[end:])
+        print(f"rewrote the table in {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,8 +29,8 @@ import functools
 
 import numpy as np
 
-from .subjects import supports
-from .validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
+from .subjects import check_call, supports
+from .validation import check_x, normalize_axes
 
 __all__ = ["MUTANTS", "CORRECT", "specs"]
 
@@ -46,13 +46,7 @@ MUTANT_DTYPES = ("float32",)
 # --------------------------------------------------------------------------------------
 
 
-def _validate(x, axes, scale, offset, epsilon, training):
-    """The contract's argument checks; returns ``(x, axes, epsilon, normalize?)``."""
-    x = check_x(x)
-    axes = normalize_axes(axes, x.ndim)
-    check_affine("scale", scale, x.shape, axes)
-    check_affine("offset", offset, x.shape, axes)
-    return x, axes, check_epsilon(epsilon), check_training(training)
+_validate = check_call  # the contract's argument checks, shared with the built-ins
 
 
 def _param(v, dtype) -> np.ndarray:
@@ -197,6 +191,18 @@ def _tf():
     return tf
 
 
+def _tf_bn(x, axes, scale, offset, epsilon, training, *, keepdims=True):
+    """``tf.nn.moments`` + ``tf.nn.batch_normalization`` (what the built-in ``tf_nn`` does),
+    with the knobs the TF mutants turn: ``keepdims``, and the order of scale and offset."""
+    tf = _tf()
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    t = tf.constant(x)
+    mean, var = tf.nn.moments(t, list(axes), keepdims=keepdims)
+    return tf.nn.batch_normalization(t, mean, var, _tf_param(offset, x.dtype), _tf_param(scale, x.dtype), epsilon).numpy()
+
+
 def _tf_param(v, dtype):
     return _tf().constant(np.asarray(v, dtype=np.float64).astype(dtype))
 
@@ -294,14 +300,7 @@ def squeezed_moments(x, *, axes, scale, offset, epsilon, training):
     """BUG: ``tf.nn.moments`` with its default ``keepdims=False``: the squeezed moments
     broadcast against x from the right, which is only right when the reduced axes are the
     leading ones (otherwise a shape error, or silently the wrong slices on equal sides)."""
-    tf = _tf()
-    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
-    if not train:
-        return x.copy()
-    t = tf.constant(x)
-    mean, var = tf.nn.moments(t, list(axes))
-    y = tf.nn.batch_normalization(t, mean, var, _tf_param(offset, x.dtype), _tf_param(scale, x.dtype), epsilon)
-    return y.numpy()
+    return _tf_bn(x, axes, scale, offset, epsilon, training, keepdims=False)
 
 
 @supports(*MUTANT_DTYPES)
@@ -356,14 +355,7 @@ def inverse_scale(x, *, axes, scale, offset, epsilon, training):
 def scale_offset_swapped(x, *, axes, scale, offset, epsilon, training):
     """BUG: ``tf.nn.batch_normalization(x, mean, var, scale, offset, eps)``: its signature is
     ``(x, mean, variance, offset, scale, variance_epsilon)``, so gamma and beta trade places."""
-    tf = _tf()
-    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
-    if not train:
-        return x.copy()
-    t = tf.constant(x)
-    mean, var = tf.nn.moments(t, list(axes), keepdims=True)
-    y = tf.nn.batch_normalization(t, mean, var, _tf_param(scale, x.dtype), _tf_param(offset, x.dtype), epsilon)
-    return y.numpy()
+    return _tf_bn(x, axes, offset, scale, epsilon, training)  # the swap, as the bug writes it
 
 
 @supports(*MUTANT_DTYPES)

@@ -224,11 +224,13 @@ def bn_cases(
     epsilon_strategy=None,
     training=True,
     safe_domain: bool = True,
+    axes_sets=None,
 ):
     """A whole call: dtype, shape, reduced axes, data, scale, offset, epsilon.
 
     Shapes are mostly small (rank 1..5, sides 1..6); sometimes one long axis
-    (N up to 4096) for the large-reduction regime. With ``safe_domain`` (the default)
+    (N up to 4096) for the large-reduction regime. ``axes_sets(ndim)``, if given, lists
+    the axis sets to draw from (a subject's ``bn_axes``). With ``safe_domain`` (the default)
     only inputs inside the error model's domain are kept (``tolerance.in_safe_domain``:
     no intermediate of a correct evaluation order overflows the dtype).
     """
@@ -236,7 +238,12 @@ def bn_cases(
     if shape_strategy is None:
         shape_strategy = st.one_of(shapes(min_dims=min_axes), long_shapes())
     shape = draw(shape_strategy.filter(lambda s: len(s) >= min_axes))
-    axes = draw(reduced_axes(len(shape), min_size=min_axes))
+    if axes_sets is None:
+        axes = draw(reduced_axes(len(shape), min_size=min_axes))
+    else:  # the subject can express only some axis sets
+        allowed = [tuple(a) for a in axes_sets(len(shape)) if len(a) >= min_axes]
+        assume(allowed)
+        axes = draw(st.sampled_from(allowed))
     x, regime, seed = draw(values(shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy)))
     case = BNCase(
         x=x,
@@ -264,10 +271,11 @@ def replace(case: BNCase, **changes) -> BNCase:
     return dataclasses.replace(case, **changes)
 
 
-def draw_case(data, dtype, label: str = "case", **kwargs) -> BNCase:
-    """Draw a ``bn_cases(dtypes=(dtype,), **kwargs)`` inside a test that got ``data=st.data()``
-    (the dtype comes from pytest parametrization, so it cannot be known at decoration time)."""
-    return data.draw(bn_cases(dtypes=(dtype,), **kwargs), label=label)
+def draw_case(data, subject, dtype, label: str = "case", **kwargs) -> BNCase:
+    """Draw a ``bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)`` inside a
+    test that got ``data=st.data()`` (subject and dtype come from pytest parametrization, so
+    they cannot be known at decoration time)."""
+    return data.draw(bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs), label=label)
 
 
 def square_shapes(*, min_dims: int = 2, max_dims: int = 4):
@@ -283,7 +291,7 @@ def spread_regimes():
 
 
 @st.composite
-def epsilon_comparable_cases(draw, dtype="float32"):
+def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
     """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
     the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows."""
     eps = draw(st.sampled_from((1e-3, 1e-2, 1e-1, 1.0)))
@@ -296,5 +304,6 @@ def epsilon_comparable_cases(draw, dtype="float32"):
             shape_strategy=shapes(max_dims=3),
             regime_strategy=st.just(regime),
             epsilon_strategy=st.just(eps),
+            axes_sets=axes_sets,
         )
     )

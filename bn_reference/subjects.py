@@ -9,7 +9,9 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
 
 * ``bn_dtypes``: the dtype names it supports (default ``("float32",)``);
 * ``moments``: ``moments(x, *, axes) -> (mean, variance)`` with keepdims shapes, which
-  lets the moment properties (decomposition, parallel merge) check them directly.
+  lets the moment properties (decomposition, parallel merge) check them directly;
+* ``bn_axes``: ``bn_axes(ndim) -> list of axes tuples`` the subject can express (e.g. a
+  Keras ``BatchNormalization`` reduces over every axis but one); default: any axis set.
 
 A subject is named by a spec: a built-in name (``reference``, ``seed_layer``, ``tf_nn``)
 or ``module:attr`` (``attr`` may be dotted) for anything importable.
@@ -25,13 +27,16 @@ import numpy as np
 from .reference import reference
 from .validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "load_subject", "supports", "seed_layer", "tf_nn"]
+__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "load_subject", "supports", "check_call", "seed_layer", "tf_nn"]
 
 BUILTINS = {
     "reference": "bn_reference.reference:reference",
     "seed_layer": "bn_reference.subjects:seed_layer",
     "tf_nn": "bn_reference.subjects:tf_nn",
 }
+# Built-in subjects checked only on request (``--bn-impl NAME``, or ``tox -e layers``): the
+# real Keras layers and fused kernels, slower per call than the default three.
+LAYER_SUBJECTS: dict[str, str] = {}
 DEFAULT_DTYPES = ("float32",)
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 
@@ -59,6 +64,12 @@ class Subject:
         m = getattr(self.fn, "moments", None)
         return m if callable(m) else None
 
+    @property
+    def axes_sets(self) -> Callable | None:
+        """``bn_axes(ndim) -> [axes, ...]``, the reduced-axis sets the subject supports, or None (all)."""
+        a = getattr(self.fn, "bn_axes", None)
+        return a if callable(a) else None
+
     def __call__(self, x, **kwargs):
         return self.fn(x, **kwargs)
 
@@ -80,10 +91,10 @@ def supports(*dtypes: str, moments: Callable | None = None):
 
 def load_subject(spec: str) -> Subject:
     """Resolve a spec (built-in name or ``module:attr``) to a callable ``Subject``."""
-    target = BUILTINS.get(spec, spec)
+    target = BUILTINS.get(spec) or LAYER_SUBJECTS.get(spec) or spec
     if ":" not in target:
         raise SubjectSpecError(
-            f"subject {spec!r}: expected module:attr or one of {', '.join(BUILTINS)}"
+            f"subject {spec!r}: expected module:attr or one of {', '.join([*BUILTINS, *LAYER_SUBJECTS])}"
         )
     module_name, attr = target.split(":", 1)
     try:
@@ -100,8 +111,9 @@ def load_subject(spec: str) -> Subject:
     return Subject(spec, obj)
 
 
-def _checked(x, axes, scale, offset, epsilon, training):
-    """Validate the contract's arguments (errors name the argument)."""
+def check_call(x, axes, scale, offset, epsilon, training):
+    """Validate the contract's arguments (errors name the argument); returns
+    ``(x, axes, epsilon, normalize?)``."""
     x = check_x(x)
     axes = normalize_axes(axes, x.ndim)
     check_affine("scale", scale, x.shape, axes)
@@ -127,7 +139,7 @@ def tf_nn(x, *, axes, scale, offset, epsilon, training):
     """``tf.nn.moments(keepdims=True)`` + ``tf.nn.batch_normalization``, called directly."""
     from ._tf import tf
 
-    x, axes, epsilon, training = _checked(x, axes, scale, offset, epsilon, training)
+    x, axes, epsilon, training = check_call(x, axes, scale, offset, epsilon, training)
     if not training:
         return x.copy()
     t = tf.constant(x)
@@ -142,6 +154,6 @@ def seed_layer(x, *, axes, scale, offset, epsilon, training):
     ``training`` as given; built with ``dtype=x.dtype`` so Keras does not cast the input."""
     from .layer import SeedBatchNorm
 
-    x, axes, epsilon, training_flag = _checked(x, axes, scale, offset, epsilon, training)
+    x, axes, epsilon, training_flag = check_call(x, axes, scale, offset, epsilon, training)
     layer = SeedBatchNorm(scale=scale, offset=offset, axes=axes, epsilon=epsilon, dtype=x.dtype.name)
     return np.asarray(layer(x, training=training))

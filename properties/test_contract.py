@@ -9,7 +9,7 @@ from bn_reference import strategies as bst
 @given(data=st.data())
 def test_output_shape_and_dtype(subject, dtype, data):
     """f(x) is a numpy.ndarray with x's shape and dtype."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     y = subject(case.x.copy(), **case.kwargs())
     assert isinstance(y, np.ndarray), f"returned {type(y).__name__}; the contract requires numpy.ndarray"
     assert y.shape == case.x.shape, f"output shape {y.shape} != input shape {case.x.shape}"
@@ -20,7 +20,7 @@ def test_output_shape_and_dtype(subject, dtype, data):
 def test_input_not_modified(subject, dtype, data):
     """f must not write into x, whatever ``training`` is: after the call x is bit-identical
     to before."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     training = data.draw(st.sampled_from([True, False, None]), label="training")
     x = case.x.copy()
     subject(x, **case.kwargs(training=training))

@@ -21,7 +21,7 @@ def test_permutation_equivariance(subject, dtype, data):
     """Permuting the positions along a reduced axis a permutes the output the same way:
     BN(P_a x) = P_a BN(x). Tolerance: 2B (B is invariant under P_a; each side is within B
     of the exact, exactly-equivariant truth)."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     axis = data.draw(st.sampled_from(case.axes), label="axis")
     perm = np.asarray(data.draw(st.permutations(range(case.x.shape[axis])), label="permutation"), dtype=np.intp)
     permuted = bst.replace(case, x=np.take(case.x, perm, axis=axis))
@@ -40,7 +40,7 @@ def test_translation_invariance(subject, dtype, data):
     rounded to the dtype, so the exact float64 effect of that rounding, BN64(fl(x + c)) -
     BN64(x), is added to the tolerance B(x) + B(x + c) (the error model at the shifted
     conditioning: a large c makes |mu|/sigma large)."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     c = data.draw(st.sampled_from((1.0, -3.5, 100.0, -1e3, 1e4)), label="c")
     with np.errstate(over="ignore"):
         shifted = bst.replace(case, x=(case.x.astype(np.float64) + c).astype(case.x.dtype))
@@ -60,7 +60,7 @@ def test_scale_identity(subject, dtype, data):
     """BN_eps(a x) - beta = sign(a) (BN_{eps/a^2}(x) - beta): the normalized value of a x with
     eps equals that of x with eps/a^2. a is a power of two, so a x and eps/a^2 are exact.
     Tolerance: B at each side. Separates eps inside the sqrt from eps outside it."""
-    case = bst.draw_case(data, dtype, regime_strategy=bst.regimes(kinds=("gaussian", "integers", "constant_slices")))
+    case = bst.draw_case(data, subject, dtype, regime_strategy=bst.regimes(kinds=("gaussian", "integers", "constant_slices")))
     a = data.draw(st.sampled_from(POWERS_OF_TWO), label="a")
     with np.errstate(over="ignore", under="ignore"):
         scaled = bst.replace(case, x=(case.x.astype(np.float64) * a).astype(case.x.dtype))
@@ -84,7 +84,7 @@ def test_constant_slices_give_offset(subject, dtype, data):
     """A slice that is constant (sigma = 0) normalizes to the offset: x - mu = 0, so
     y = 0 * gamma / sqrt(eps) + beta = beta, within B (the computed mean of N equal
     numbers can still be off by the summation error E_mu, amplified by 1/sqrt(eps))."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     first = np.take(case.x, [0], axis=case.axes[0])
     for a in case.axes[1:]:
         first = np.take(first, [0], axis=a)
@@ -107,6 +107,7 @@ def test_idempotence(subject, dtype, data):
     plus B at z for the second pass."""
     case = bst.draw_case(
         data,
+        subject,
         dtype,
         shape_strategy=st.one_of(bst.shapes(min_side=2), bst.long_shapes()),
         regime_strategy=bst.spread_regimes(),
@@ -132,7 +133,7 @@ def test_affine_acts_per_feature(subject, dtype, data):
     """Per-feature gamma, beta act on the kept axes only: BN(x; gamma, beta) =
     gamma * BN(x; 1, 0) + beta, on shapes whose axes all have the same length (so a
     parameter broadcast along the wrong axis still fits). Tolerance: B(gamma, beta) + |gamma| B(1, 0)."""
-    case = bst.draw_case(data, dtype, shape_strategy=bst.square_shapes())
+    case = bst.draw_case(data, subject, dtype, shape_strategy=bst.square_shapes())
     gamma = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="scale", per_feature=True), label="gamma")
     beta = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="offset", per_feature=True), label="beta")
     affine = bst.replace(case, scale=gamma, offset=beta)

@@ -17,7 +17,7 @@ def _moments_of(subject):
 def test_zero_mean(subject, dtype, data):
     """mean_A((y - beta) / gamma) = 0 over the reduced axes A, checked as
     |mean_A(y - beta)| <= mean_A(B)."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     check_zero_mean(run(subject, case), case)
 
 
@@ -25,7 +25,7 @@ def test_zero_mean(subject, dtype, data):
 def test_unit_variance(subject, dtype, data):
     """var_A((y - beta) / gamma) = sigma^2 / (sigma^2 + eps): epsilon is part of the law,
     so the variance is not exactly 1 (and is 0 on a constant slice)."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     check_unit_variance(run(subject, case), case)
 
 
@@ -34,7 +34,7 @@ def test_epsilon_sensitivity(subject, dtype, data):
     """With sigma^2 comparable to eps, var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps) is far
     from gamma^2: eps inside the sqrt gives exactly this; eps outside the sqrt gives
     sigma^2 / (sigma + eps)^2 and a forgotten eps gives 1 - both outside the bound."""
-    case = data.draw(bst.epsilon_comparable_cases(dtype), label="case")
+    case = data.draw(bst.epsilon_comparable_cases(dtype, subject.axes_sets), label="case")
     check_unit_variance(run(subject, case), case)
 
 
@@ -44,7 +44,7 @@ def test_moment_decomposition(subject, dtype, data):
     var_A = mean_A2(var_A1) + var_A2(mean_A1) (law of total variance; the seed notebook's
     "dismantled" moments over [0, 2], for every split), on the subject's own moments."""
     moments = _moments_of(subject)
-    case = bst.draw_case(data, dtype, min_axes=2)
+    case = bst.draw_case(data, subject, dtype, min_axes=2)
     a1, a2 = data.draw(bst.axis_splits(case.axes), label="A1, A2")
     law_of_total_variance(moments, case.x, a1, a2)
 
@@ -57,7 +57,7 @@ def test_parallel_merge(subject, dtype, data):
     whole's, plus 4 s E + 12 E^2 for the between-chunk term (s = max |m_i - m|)."""
     moments = _moments_of(subject)
     shapes = st.one_of(bst.shapes(min_side=2), bst.long_shapes(min_c=2))
-    case = bst.draw_case(data, dtype, shape_strategy=shapes)
+    case = bst.draw_case(data, subject, dtype, shape_strategy=shapes)
     axis = data.draw(st.sampled_from(case.axes), label="cut axis")
     cuts = data.draw(
         st.lists(st.integers(1, case.x.shape[axis] - 1), min_size=1, max_size=3, unique=True).map(sorted), label="cuts"

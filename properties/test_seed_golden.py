@@ -1,6 +1,6 @@
 """Golden tests: the seed notebook's printed outputs (TF 2.1.0), checked on TF 2.21.
 
-Provenance: ``/work/shared/seed-notebook.txt``. Each ``IN<n>`` constant is the printed
+Provenance: ``../shared/seed-notebook.txt`` (beside this repository). Each ``IN<n>`` constant is the printed
 output of cell ``In [n]``, copied literally (layout only: blank lines dropped). TF prints
 float32 in shortest-repr form, so ``np.float32(text)`` is exactly the value TF 2.1
 computed. Every test's docstring names the cells it uses; every failure message names

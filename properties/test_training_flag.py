@@ -11,6 +11,6 @@ from bn_reference.checks import assert_identical
 @given(data=st.data())
 def test_inference_returns_input(subject, dtype, training, data):
     """training in {None, False}: f(x) = x exactly (same values, shape and dtype)."""
-    case = bst.draw_case(data, dtype)
+    case = bst.draw_case(data, subject, dtype)
     y = subject(case.x.copy(), **case.kwargs(training=training))
     assert_identical(y, case.x, law=f"training={training} must return x unchanged")

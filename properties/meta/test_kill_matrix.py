@@ -65,4 +65,11 @@ def test_kill_matrix(tmp_path):
         errors = [ln for ln in _explain(cells, s) if ln.lstrip().startswith("error")]
         if errors:
             problems.append(f"mutant {s}: harness errors (not failures):\n" + "\n".join(errors))
+    # The README's "what each property catches" table must be true of this run.
+    readme = (ROOT / "README.md").read_text()
+    actual = killmatrix.catches(matrix, wrong)
+    for prop, claimed in killmatrix.readme_claims(readme).items():
+        unproven = claimed - set(actual.get(prop, []))
+        if unproven:
+            problems.append(f"README claims {prop} catches {sorted(unproven)}, but it did not in this run")
     assert not problems, "\n".join(problems) + f"\n\n{text}"
