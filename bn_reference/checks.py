@@ -8,34 +8,47 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["assert_within", "assert_identical", "as_output", "worst_ratio", "tracking"]
+__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example"]
 
-_worst: ContextVar[list[float] | None] = ContextVar("bn_worst_ratio", default=None)
+
+@dataclass
+class Tracker:
+    """What one test saw: the worst err/bound ratio of its ``assert_within`` calls and the
+    number of examples it drew."""
+
+    worst: float = 0.0
+    examples: int = 0
+
+
+_tracker: ContextVar[Tracker | None] = ContextVar("bn_tracker", default=None)
 
 
 @contextlib.contextmanager
 def tracking():
-    """Collect the worst err/bound ratio of every ``assert_within`` inside the block."""
-    box: list[float] = [0.0]
-    token = _worst.set(box)
+    """Track the worst err/bound ratio and the example count inside the block."""
+    tracker = Tracker()
+    token = _tracker.set(tracker)
     try:
-        yield box
+        yield tracker
     finally:
-        _worst.reset(token)
+        _tracker.reset(token)
 
 
-def worst_ratio() -> float | None:
-    box = _worst.get()
-    return None if box is None else box[0]
+def count_example() -> None:
+    """Called once per drawn example (by ``strategies.draw_case``)."""
+    t = _tracker.get()
+    if t is not None:
+        t.examples += 1
 
 
 def _note(ratio: float) -> None:
-    box = _worst.get()
-    if box is not None and np.isfinite(ratio):
-        box[0] = max(box[0], float(ratio))
+    t = _tracker.get()
+    if t is not None and np.isfinite(ratio):
+        t.worst = max(t.worst, float(ratio))
 
 
 def as_output(y, like: np.ndarray) -> np.ndarray:

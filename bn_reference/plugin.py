@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from . import checks
+from . import report as report_mod
 from .deviations import deviation_for
 from .profiles import PROFILES, default_profile, register_profiles
 from .subjects import BUILTINS, SubjectSpecError, load_subject
@@ -21,6 +22,7 @@ register_profiles()
 
 _RATIO_KEY = "bn_worst_ratio"
 _CELL_KEY = "bn_cell"
+_EXAMPLES_KEY = "bn_examples"
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
 
@@ -35,6 +37,13 @@ def pytest_addoption(parser):
         help="subject to check: module:attr or a built-in name "
         f"({', '.join(BUILTINS)}); repeatable; env BN_IMPL (comma-separated). "
         "Default: all built-ins.",
+    )
+    group.addoption(
+        "--bn-report",
+        metavar="PATH",
+        default=None,
+        help="write the conformance matrix as JSON to PATH and as Markdown to PATH with suffix .md "
+        "(schema: bn_reference.report.SCHEMA)",
     )
 
 
@@ -115,10 +124,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    with checks.tracking() as box:
+    with checks.tracking() as tracker:
         yield
-    if "subject" in getattr(item, "fixturenames", ()) and box[0] > 0:
-        item.user_properties.append((_RATIO_KEY, box[0]))
+    if "subject" in getattr(item, "fixturenames", ()):
+        if tracker.worst > 0:
+            item.user_properties.append((_RATIO_KEY, tracker.worst))
+        if tracker.examples:
+            item.user_properties.append((_EXAMPLES_KEY, tracker.examples))
 
 
 class Matrix:
@@ -132,15 +144,25 @@ class Matrix:
         props = dict(report.user_properties)
         if _CELL_KEY not in props:
             return
-        cell = self.cells.setdefault(tuple(props[_CELL_KEY]), {"outcome": "passed", "ratio": None})
+        cell = self.cells.setdefault(
+            tuple(props[_CELL_KEY]),
+            {"outcome": "passed", "ratio": None, "examples": None, "duration": 0.0, "nodeid": report.nodeid, "failure": None},
+        )
+        cell["duration"] += report.duration
         if report.when == "call" or report.outcome != "passed":
-            outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
-            if outcome == "passed" and hasattr(report, "wasxfail"):
-                outcome = "xpassed"
-            if cell["outcome"] in ("passed",) or outcome == "failed":
+            outcome = report.outcome
+            if hasattr(report, "wasxfail"):
+                outcome = "xfailed" if report.skipped else "xpassed"
+            elif report.when != "call" and report.failed:
+                outcome = "error"
+            if cell["outcome"] == "passed" or outcome in ("failed", "error"):
                 cell["outcome"] = outcome
+            if report.failed:
+                cell["failure"] = report_mod.failure_details(report.longreprtext)
         if _RATIO_KEY in props:
             cell["ratio"] = max(cell["ratio"] or 0.0, props[_RATIO_KEY])
+        if _EXAMPLES_KEY in props:
+            cell["examples"] = props[_EXAMPLES_KEY]
 
     def render(self) -> str:
         from io import StringIO
@@ -178,3 +200,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     terminalreporter.section("bn-props conformance matrix")
     terminalreporter.write(matrix.render())
+    path = config.getoption("bn_report")
+    if path:
+        specs = [s.spec for s in subjects_of(config)]
+        json_path, md_path = report_mod.write(path, report_mod.build(matrix.cells, specs, settings._current_profile))
+        terminalreporter.write_line(f"bn-props report: {json_path} (JSON), {md_path} (Markdown)")

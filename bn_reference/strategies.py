@@ -21,6 +21,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .checks import count_example
 from .tolerance import finfo, in_safe_domain
 
 __all__ = [
@@ -271,11 +272,16 @@ def replace(case: BNCase, **changes) -> BNCase:
     return dataclasses.replace(case, **changes)
 
 
-def draw_case(data, subject, dtype, label: str = "case", **kwargs) -> BNCase:
+def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs) -> BNCase:
     """Draw a ``bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)`` inside a
     test that got ``data=st.data()`` (subject and dtype come from pytest parametrization, so
-    they cannot be known at decoration time)."""
-    return data.draw(bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs), label=label)
+    they cannot be known at decoration time). ``strategy`` replaces ``bn_cases`` entirely.
+    Counts the example for the report."""
+    if strategy is None:
+        strategy = bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)
+    case = data.draw(strategy, label=label)
+    count_example()
+    return case
 
 
 def square_shapes(*, min_dims: int = 2, max_dims: int = 4):

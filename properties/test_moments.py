@@ -34,7 +34,7 @@ def test_epsilon_sensitivity(subject, dtype, data):
     """With sigma^2 comparable to eps, var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps) is far
     from gamma^2: eps inside the sqrt gives exactly this; eps outside the sqrt gives
     sigma^2 / (sigma + eps)^2 and a forgotten eps gives 1 - both outside the bound."""
-    case = data.draw(bst.epsilon_comparable_cases(dtype, subject.axes_sets), label="case")
+    case = bst.draw_case(data, subject, dtype, strategy=bst.epsilon_comparable_cases(dtype, subject.axes_sets))
     check_unit_variance(run(subject, case), case)
 
 
