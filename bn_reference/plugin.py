@@ -39,6 +39,12 @@ def pytest_addoption(parser):
         "Default: all built-ins.",
     )
     group.addoption(
+        "--bn-list",
+        action="store_true",
+        default=False,
+        help="list the properties (first line of each docstring) and the selected subjects, then exit",
+    )
+    group.addoption(
         "--bn-report",
         metavar="PATH",
         default=None,
@@ -120,6 +126,23 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_collection_finish(session):
+    config = session.config
+    if not config.getoption("bn_list"):
+        return
+    tw = config.get_terminal_writer()
+    tw.line("bn-props subjects: " + ", ".join(f"{s.spec} [{', '.join(s.dtypes)}]" for s in subjects_of(config)))
+    tw.line("bn-props properties:")
+    seen = {}
+    for item in session.items:
+        if "subject" in getattr(item, "fixturenames", ()) and item.originalname not in seen:
+            doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
+            seen[item.originalname] = (item.location[0], doc[0] if doc else "")
+    for name, (path, first) in sorted(seen.items()):
+        tw.line(f"  {name:40s} {first}  ({path})")
+    pytest.exit("listed", returncode=0)
 
 
 @pytest.hookimpl(hookwrapper=True)
