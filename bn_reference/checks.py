@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example"]
+__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call"]
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Tracker:
 
     worst: float = 0.0
     examples: int = 0
+    calls: list = field(default_factory=list)  # (x, kwargs) of the current example's subject calls
 
 
 _tracker: ContextVar[Tracker | None] = ContextVar("bn_tracker", default=None)
@@ -39,10 +40,18 @@ def tracking():
 
 
 def count_example() -> None:
-    """Called once per drawn example (by ``strategies.draw_case``)."""
+    """Called once per drawn example (by ``strategies.draw_case``): a new example starts."""
     t = _tracker.get()
     if t is not None:
         t.examples += 1
+        t.calls.clear()
+
+
+def record_call(x: np.ndarray, kwargs: dict) -> None:
+    """Remember a subject call of the current example (for the repro of a failure)."""
+    t = _tracker.get()
+    if t is not None:
+        t.calls.append((x.copy(), dict(kwargs)))
 
 
 def _note(ratio: float) -> None:

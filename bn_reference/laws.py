@@ -13,6 +13,7 @@ from .strategies import BNCase
 from .tolerance import bound, moment_error, times
 
 __all__ = [
+    "call",
     "run",
     "output_bound",
     "expected_output",
@@ -23,11 +24,18 @@ __all__ = [
 ]
 
 
+def call(subject, case: BNCase, x: np.ndarray | None = None, **overrides):
+    """Call the subject on ``x`` (default: a private copy of ``case.x``, so a subject that
+    writes into its input cannot corrupt the comparison) with the case's arguments; the
+    call is recorded for the repro of a failure. Returns what the subject returned."""
+    kwargs = case.kwargs(**overrides)
+    checks.record_call(case.x, kwargs)
+    return subject(case.x.copy() if x is None else x, **kwargs)
+
+
 def run(subject, case: BNCase, **overrides) -> np.ndarray:
-    """Call the subject on a private copy of ``case.x`` (so a subject that writes into its
-    input cannot corrupt the comparison); return its result as float64."""
-    y = subject(case.x.copy(), **case.kwargs(**overrides))
-    return checks.as_output(y, case.x)
+    """``call``, with the result as a float64 array for comparison."""
+    return checks.as_output(call(subject, case, **overrides), case.x)
 
 
 def output_bound(case: BNCase, dtype=None) -> np.ndarray:

@@ -8,12 +8,14 @@ and its test id is the spec exactly as given, e.g. ``test_zero_mean[mypkg.bn:my_
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from . import checks
 from . import report as report_mod
+from . import repro
 from .deviations import deviation_for
 from .profiles import PROFILES, default_profile, register_profiles
 from .subjects import BUILTINS, SubjectSpecError, load_subject
@@ -23,6 +25,7 @@ register_profiles()
 _RATIO_KEY = "bn_worst_ratio"
 _CELL_KEY = "bn_cell"
 _EXAMPLES_KEY = "bn_examples"
+_TRACKER = pytest.StashKey[checks.Tracker]()
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
 
@@ -43,6 +46,12 @@ def pytest_addoption(parser):
         action="store_true",
         default=False,
         help="list the properties (first line of each docstring) and the selected subjects, then exit",
+    )
+    group.addoption(
+        "--bn-repro-dir",
+        metavar="DIR",
+        default=None,
+        help="save a runnable repro script for each falsified property in DIR",
     )
     group.addoption(
         "--bn-report",
@@ -149,11 +158,30 @@ def pytest_collection_finish(session):
 def pytest_runtest_call(item):
     with checks.tracking() as tracker:
         yield
+    item.stash[_TRACKER] = tracker
     if "subject" in getattr(item, "fixturenames", ()):
         if tracker.worst > 0:
             item.user_properties.append((_RATIO_KEY, tracker.worst))
         if tracker.examples:
             item.user_properties.append((_EXAMPLES_KEY, tracker.examples))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    tracker = item.stash.get(_TRACKER, None)
+    if call.when != "call" or not report.failed or tracker is None or not tracker.calls:
+        return
+    params = item.callspec.params
+    text = repro.snippet(item.nodeid, params["subject"].spec, params, tracker.calls, report.longreprtext)
+    report.sections.append(("bn-props repro (python repro.py, from the checkout)", text))
+    directory = item.config.getoption("bn_repro_dir")
+    if directory:
+        path = Path(directory) / repro.file_name(item.nodeid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        report.sections.append(("bn-props repro file", str(path)))
 
 
 class Matrix:
@@ -213,7 +241,7 @@ class Matrix:
                 row.append(text)
             table.add_row(*row)
         buf = StringIO()
-        Console(file=buf, width=max(len(law) for law in laws) + 16 * len(subjects) + 8, color_system=None).print(table)
+        Console(file=buf, width=max(len(law) for law in laws) + sum(max(len(s), 10) + 3 for s in subjects) + 4, color_system=None).print(table)
         return buf.getvalue()
 
 

@@ -4,13 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bn_reference import strategies as bst
+from bn_reference.laws import call
 
 
 @given(data=st.data())
 def test_output_shape_and_dtype(subject, dtype, data):
     """f(x) is a numpy.ndarray with x's shape and dtype."""
     case = bst.draw_case(data, subject, dtype)
-    y = subject(case.x.copy(), **case.kwargs())
+    y = call(subject, case)
     assert isinstance(y, np.ndarray), f"returned {type(y).__name__}; the contract requires numpy.ndarray"
     assert y.shape == case.x.shape, f"output shape {y.shape} != input shape {case.x.shape}"
     assert y.dtype == case.x.dtype, f"output dtype {y.dtype} != input dtype {case.x.dtype}"
@@ -23,5 +24,5 @@ def test_input_not_modified(subject, dtype, data):
     case = bst.draw_case(data, subject, dtype)
     training = data.draw(st.sampled_from([True, False, None]), label="training")
     x = case.x.copy()
-    subject(x, **case.kwargs(training=training))
+    call(subject, case, x=x, training=training)
     np.testing.assert_array_equal(x, case.x, err_msg="the subject modified its input x in place")

@@ -72,3 +72,20 @@ def test_bad_spec_is_a_usage_error(tmp_path, spec, message):
     r = run_pytest(tmp_path, "properties/test_contract.py", "--bn-impl", spec)
     assert r.returncode == 4, r.stdout + r.stderr
     assert spec in r.stderr and message in r.stderr
+
+
+def test_repro_script_reproduces_the_failure(tmp_path):
+    """--bn-repro-dir saves, for the falsified property, a script that calls the subject on
+    the exact falsifying input and replays the property's check: run on its own (no
+    pytest) it fails with the same law."""
+    repros = tmp_path / "repros"
+    r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken", f"--bn-repro-dir={repros}")
+    assert r.returncode == 1, r.stdout[-3000:]
+    assert "bn-props repro" in r.stdout and "np.frombuffer(bytes.fromhex(" in r.stdout
+    (script,) = repros.glob("repro_*.py")
+    env = {k: v for k, v in os.environ.items() if k != "BN_IMPL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "y1 =" in run.stdout
+    assert "agreement with the float64 reference" in run.stderr and "outside the error model" in run.stderr
