@@ -1,0 +1,21 @@
+"""The examples in examples/ work as documented: any function with the contract's signature
+is checked by the whole suite, unchanged."""
+import pytest
+
+from .test_plugin import ROOT, run_pytest
+
+pytestmark = [pytest.mark.meta, pytest.mark.slow]
+
+
+@pytest.mark.parametrize(
+    "spec,needs",
+    [("examples.numpy_bn:batch_norm", None), ("examples.torch_bn:torch_batch_norm", "torch")],
+    ids=["numpy", "torch"],
+)
+def test_example_subject_passes_the_suite(tmp_path, spec, needs):
+    """The example subject passes every property (exit 0, no failure)."""
+    if needs:
+        pytest.importorskip(needs, reason=f"{spec} wraps {needs}, which is not installed (not a bn-props dependency)")
+    r = run_pytest(tmp_path, "properties", "-m", "not meta", "-n", "2", "--bn-impl", spec, env_extra={"PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert " failed" not in r.stdout.splitlines()[-1]
