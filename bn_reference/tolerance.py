@@ -3,28 +3,35 @@ r"""The error model: how far a correct implementation in ``dtype`` may be from t
 Notation, per slice (the N elements that share one kept-axes position):
 ``u`` = unit roundoff of ``dtype`` (2^-24 for float32), ``tiny`` = its smallest normal
 number, ``gamma_k = k u / (1 - k u)`` (Higham's bound for k chained roundings).
-Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``mean|x|``,
+Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``max|x|``,
 ``D2 = max (x - mu)^2``; ``inv = 1 / sqrt(var + eps)``; ``x_hat = (x - mu) inv``.
 
 1. Mean. Any summation order obeys ``|sum_hat - sum| <= gamma_{N-1} sum |x_i|``; dividing
-   by N adds two roundings, and TF on CPU flushes subnormal inputs to zero (each flushed
-   element moves the mean by at most ``tiny``)::
+   by N adds two roundings. Welford's running mean ``m_i = m_{i-1} + (x_i - m_{i-1}) / i``
+   adds at most ``3u max|x|`` per step and damps the inherited error by ``(1 - 1/i)``, so
+   its error stays below ``1.5 (N + 1) u max|x|``. TF on CPU flushes subnormal inputs to
+   zero (each flushed element moves the mean by at most ``tiny``). Covering both::
 
-       E_mu = gamma_{N+2} * mean|x| + tiny
+       E_mu = 1.5 gamma_{N+2} max|x| + tiny
 
-   The bound grows with N and with ``mean|x| / sigma``: that is the conditioning of the
+   The bound grows with N and with ``max|x| / sigma``: that is the conditioning of the
    mean relative to the spread that the output is divided by.
 
 2. Variance. A stable algorithm (two-pass about the computed mean, a one-pass shifted by
-   a sample ``K`` of the slice, Welford) sums squares of deviations of at most
-   ``|x - K| <= 2 sqrt(D2)``; its error is at most::
+   a sample ``K`` of the slice) sums squares of deviations of at most
+   ``|x - K| <= 2 sqrt(D2)``: error at most ``gamma_{N+3} (var + 3 D2)``. Welford's
+   update ``M2 += (x_i - m_{i-1})(x_i - m_i)`` multiplies deviations (at most ``D =
+   sqrt(D2)``) by running means that are off by up to ``1.5 (i + 1) u max|x|`` (item 1):
+   summed over the N steps and divided by N, at most ``2 gamma_{N+3} max|x| D`` more
+   (this is the known ``N u kappa`` accuracy of updating algorithms, kappa ~ |mu|/sigma).
+   So::
 
-       E_var = gamma_{N+3} * (var + 3 D2) + E_mu^2 + 2 tiny
+       E_var = gamma_{N+3} * (var + 3 D2 + 2 max|x| D) + E_mu^2 + 2 tiny
 
    (``E_mu^2`` because the two-pass variance about ``mu_hat`` is ``var + (mu_hat - mu)^2``;
    ``2 tiny`` for squares flushed to zero). The naive one-pass ``E[x^2] - E[x]^2`` errs by
-   ``~ gamma_N (var + mu^2)``: when ``|mu| >> sigma`` it is far outside this bound, and so
-   it should be: that cancellation is a bug class the suite must catch.
+   ``~ gamma_N (var + mu^2)``: when ``|mu| >> sigma`` (mu^2 >> max|x| D) it is far outside
+   this bound, and so it should be: that cancellation is a bug class the suite must catch.
 
 3. ``inv``. ``var + eps`` is off by at most ``Delta = E_var + d_eps`` where ``d_eps =
    u eps + denorm_min`` is the cost of storing eps in ``dtype``. With ``r = Delta / (var +
@@ -118,8 +125,9 @@ def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None) -> MomentErro
     x64 = x.astype(np.float64)
     n = int(np.prod([x.shape[a] for a in axes]))
     mu, var, d2 = _stats(x64, axes)
-    e_mu = times(gamma(n + 2, u), np.abs(x64).mean(axis=axes, keepdims=True)) + tiny
-    e_var = times(gamma(n + 3, u), var + 3 * d2) + np.square(e_mu) + 2 * tiny
+    x_max = np.abs(x64).max(axis=axes, keepdims=True)
+    e_mu = times(1.5 * gamma(n + 2, u), x_max) + tiny
+    e_var = times(gamma(n + 3, u), var + 3 * d2 + 2 * x_max * np.sqrt(d2)) + np.square(e_mu) + 2 * tiny
     return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n)
 
 
