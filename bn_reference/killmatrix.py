@@ -176,9 +176,9 @@ def _split_id(name: str, specs) -> tuple[str, str | None, str | None]:
 
 
 def _builtin_names():
-    from .subjects import BUILTINS
+    from .subjects import BUILTINS, LAYER_SUBJECTS
 
-    return BUILTINS
+    return {**BUILTINS, **LAYER_SUBJECTS}
 
 
 def _outcome(case: ET.Element) -> tuple[str, str]:
@@ -380,19 +380,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--readme", action="store_true", help="rewrite the README's table from this run")
     parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=None, help="--hypothesis-seed for the run (with a non-derandomized profile)")
     args = parser.parse_args(argv)
     wrong, right = mutants.specs(mutants.MUTANTS), mutants.specs(mutants.CORRECT)
+    extra = () if args.seed is None else (f"--hypothesis-seed={args.seed}",)
     with tempfile.TemporaryDirectory() as tmp:
-        junit = run_suite(wrong + right, args.profile, (), junit_path=Path(tmp) / "junit.xml", root=repo_root())
+        junit = run_suite(wrong + right, args.profile, extra, junit_path=Path(tmp) / "junit.xml", root=repo_root())
         matrix = parse_junit(junit, wrong + right)
-        print(render(matrix, expect={**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}, cells=parse_cells(junit, wrong + right)))
+        expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
+        print(render(matrix, expect=expect, cells=parse_cells(junit, wrong + right)))
+    survivors = [s for s in wrong if not killers(matrix.get(s, {}))]
+    false_alarms = [s for s in right if killers(matrix.get(s, {}))]
+    print(f"survivors: {survivors or 'none'}; false alarms: {false_alarms or 'none'}")
     if args.readme:
         readme = repo_root() / "README.md"
         text = readme.read_text()
         start, end = text.index(README_START), text.index(README_END) + len(README_END)
         readme.write_text(text[:start] + markdown_catches(matrix, wrong, args.profile) + text[end:])
         print(f"rewrote the table in {readme}")
-    return 0
+    return 1 if survivors or false_alarms else 0
 
 
 if __name__ == "__main__":
