@@ -58,7 +58,8 @@ evaluated at float64 (negligible next to float32, not next to float64).
 
 5. Domain. The model assumes no intermediate overflows: with ``max`` the dtype's largest
    finite number, ``in_safe_domain`` requires ``(|x| + |mu|) inv |gamma| + |beta| <= max / 4``
-   (the folded form's products) and ``N (var + 3 D2) <= max / 4`` (sums of squares).
+   (the folded form's products), ``N (var + 3 D2) <= max / 4`` (sums of squares) and
+   ``var + eps <= max / 4`` (eps itself must be representable: 2^20 overflows float16).
    Outside it a correct-looking float16 kernel may return inf or NaN for a representable
    result; the suite checks that separately instead of stretching this bound.
 
@@ -194,4 +195,4 @@ def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> 
             np.asarray(offset, dtype=np.float64)
         )
         squares = n * (var + 3 * d2)
-    return bool(np.all(products <= limit) and np.all(squares <= limit))
+    return bool(np.all(products <= limit) and np.all(squares <= limit) and np.all(var + float(epsilon) <= limit))
