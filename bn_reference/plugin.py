@@ -18,7 +18,7 @@ from . import report as report_mod
 from . import repro
 from .deviations import deviation_for
 from .profiles import PROFILES, default_profile, register_profiles
-from .subjects import BUILTINS, SubjectSpecError, load_subject
+from .subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, load_subject
 
 register_profiles()
 
@@ -38,8 +38,8 @@ def pytest_addoption(parser):
         default=[],
         metavar="SPEC",
         help="subject to check: module:attr or a built-in name "
-        f"({', '.join(BUILTINS)}); repeatable; env BN_IMPL (comma-separated). "
-        "Default: all built-ins.",
+        f"({', '.join(BUILTINS)}; on request only: {', '.join(LAYER_SUBJECTS)}); "
+        "repeatable; env BN_IMPL (comma-separated). Default: the first group.",
     )
     group.addoption(
         "--bn-list",
@@ -102,7 +102,7 @@ def pytest_report_header(config):
     origin = "chosen with --bn-impl/BN_IMPL" if config.stash[_USER_CHOSEN] else "built-in"
     lines = [f"bn-props subjects ({origin}): {names}", f"bn-props hypothesis profile: {settings._current_profile}"]
     if config.stash[_USER_CHOSEN]:
-        lines.append("bn-props: harness self-tests (marker 'meta') deselected while checking chosen subjects")
+        lines.append("bn-props: only properties that take a subject run (self-tests and built-in layer laws deselected)")
     return lines
 
 
@@ -129,9 +129,12 @@ def pytest_collection_modifyitems(config, items):
             item.user_properties.append((_CELL_KEY, (params["subject"].spec, law)))
     if not config.stash[_USER_CHOSEN]:
         return
+    # Checking chosen subjects: keep only the properties that take a subject (drop the
+    # harness self-tests and the laws of the built-in layers, which ignore --bn-impl).
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("meta") else keep).append(item)
+        takes_subject = "subject" in getattr(item, "fixturenames", ())
+        (keep if takes_subject and not item.get_closest_marker("meta") else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

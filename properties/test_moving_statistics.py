@@ -11,6 +11,8 @@ from hypothesis import given, settings
 
 from bn_reference import moving
 
+pytestmark = pytest.mark.layers
+
 # fit/predict build tf.functions: about a second per example, so the model law draws fewer.
 MODEL_EXAMPLES = 8
 
