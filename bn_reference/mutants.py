@@ -430,28 +430,9 @@ def welford(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_welford)
 
 
-def _keras_moments(x, *, axes):
-    from ._tf import keras
-
-    mean, var = keras.ops.moments(x, axes=list(axes), keepdims=True)
-    return np.asarray(mean), np.asarray(var)
-
-
-@supports(*ALL_DTYPES, moments=_keras_moments)
-def keras_layer_norm(x, *, axes, scale, offset, epsilon, training):
-    """Correct: ``keras.layers.LayerNormalization(axis=axes, center=False, scale=False)``
-    (its ``axis`` is the reduced axes; float16/bfloat16 computed in float32 inside), built
-    with dtype=x.dtype, then * scale + offset in x.dtype."""
-    from ._tf import keras
-
-    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
-    if not train:
-        return x.copy()
-    layer = keras.layers.LayerNormalization(
-        axis=list(axes), epsilon=epsilon, center=False, scale=False, dtype=x.dtype.name
-    )
-    x_hat = np.asarray(layer(x)).astype(x.dtype)
-    return (x_hat * _param(scale, x.dtype) + _param(offset, x.dtype)).astype(x.dtype)
+# keras_layer_norm (correct: LayerNormalization over the reduced axes, scale and offset
+# applied after) is the built-in layer adapter, listed here so the kill matrix checks it.
+from .layers import keras_layer_norm  # noqa: E402
 
 
 MUTANTS = [

@@ -36,7 +36,10 @@ BUILTINS = {
 }
 # Built-in subjects checked only on request (``--bn-impl NAME``, or ``tox -e layers``): the
 # real Keras layers and fused kernels, slower per call than the default three.
-LAYER_SUBJECTS: dict[str, str] = {}
+LAYER_SUBJECTS: dict[str, str] = {
+    name: f"bn_reference.layers:{name}"
+    for name in ("keras_batch_norm", "keras_layer_norm", "keras_group_norm", "fused_batch_norm", "fused_batch_norm_nchw")
+}
 DEFAULT_DTYPES = ("float32",)
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 

@@ -9,10 +9,11 @@ Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``max|x|`
 1. Mean. Any summation order obeys ``|sum_hat - sum| <= gamma_{N-1} sum |x_i|``; dividing
    by N adds two roundings. Welford's running mean ``m_i = m_{i-1} + (x_i - m_{i-1}) / i``
    adds at most ``3u max|x|`` per step and damps the inherited error by ``(1 - 1/i)``, so
-   its error stays below ``1.5 (N + 1) u max|x|``. TF on CPU flushes subnormal inputs to
-   zero (each flushed element moves the mean by at most ``tiny``). Covering both::
+   its error stays below ``1.5 (N + 1) u max|x|``. TF on CPU flushes subnormals to zero:
+   the flushed inputs move the mean by at most ``tiny`` in all, and a mean that comes out
+   subnormal is itself flushed (another ``tiny``). Covering all of it::
 
-       E_mu = 1.5 gamma_{N+2} max|x| + tiny
+       E_mu = 1.5 gamma_{N+2} max|x| + 2 tiny
 
    The bound grows with N and with ``max|x| / sigma``: that is the conditioning of the
    mean relative to the spread that the output is divided by.
@@ -26,10 +27,10 @@ Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``max|x|`
    (this is the known ``N u kappa`` accuracy of updating algorithms, kappa ~ |mu|/sigma).
    So::
 
-       E_var = gamma_{N+3} * (var + 3 D2 + 2 max|x| D) + E_mu^2 + 2 tiny
+       E_var = gamma_{N+3} * (var + 3 D2 + 2 max|x| D) + E_mu^2 + 3 tiny
 
    (``E_mu^2`` because the two-pass variance about ``mu_hat`` is ``var + (mu_hat - mu)^2``;
-   ``2 tiny`` for squares flushed to zero). The naive one-pass ``E[x^2] - E[x]^2`` errs by
+   ``2 tiny`` for squares flushed to zero, one more for a subnormal result flushed). The naive one-pass ``E[x^2] - E[x]^2`` errs by
    ``~ gamma_N (var + mu^2)``: when ``|mu| >> sigma`` (mu^2 >> max|x| D) it is far outside
    this bound, and so it should be: that cancellation is a bug class the suite must catch.
 
@@ -74,7 +75,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound", "in_safe_domain", "times"]
+__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound", "in_safe_domain", "times", "inv_relative_error"]
 
 
 def finfo(dtype):
@@ -127,12 +128,12 @@ def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None) -> MomentErro
     n = int(np.prod([x.shape[a] for a in axes]))
     mu, var, d2 = _stats(x64, axes)
     x_max = np.abs(x64).max(axis=axes, keepdims=True)
-    e_mu = times(1.5 * gamma(n + 2, u), x_max) + tiny
-    e_var = times(gamma(n + 3, u), var + 3 * d2 + 2 * x_max * np.sqrt(d2)) + np.square(e_mu) + 2 * tiny
+    e_mu = times(1.5 * gamma(n + 2, u), x_max) + 2 * tiny
+    e_var = times(gamma(n + 3, u), var + 3 * d2 + 2 * x_max * np.sqrt(d2)) + np.square(e_mu) + 3 * tiny
     return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n)
 
 
-def _inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.ndarray:
+def inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(denom > 0, delta / denom, np.inf)
         up = np.where(r < 1, 1 / np.sqrt(np.maximum(1 - r, 0)) - 1, np.inf)
@@ -148,7 +149,7 @@ def _output_bound(x64, axes, gamma_, beta, eps, dtype) -> np.ndarray:
     with np.errstate(divide="ignore"):
         inv = 1 / np.sqrt(denom)  # inf for a constant slice with eps = 0
     d_eps = u * eps + float(fi.smallest_subnormal)
-    e_inv = _inv_relative_error(me.var + d_eps, denom, u)
+    e_inv = inv_relative_error(me.var + d_eps, denom, u)
     g = np.abs(gamma_)
     with np.errstate(invalid="ignore"):
         x_hat = (x64 - me.mu) * inv
