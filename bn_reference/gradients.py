@@ -70,7 +70,7 @@ from hypothesis import assume
 from . import checks
 from .reference import normalized
 from .strategies import bn_cases, regimes, values
-from .tolerance import inv_relative_error as inv_relative_error  # tolerance item 3
+from .tolerance import inv_relative_error  # tolerance item 3
 from .tolerance import finfo, gamma, moment_error, times, unit_roundoff
 
 __all__ = [

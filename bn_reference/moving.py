@@ -50,7 +50,7 @@ from hypothesis import strategies as st
 from . import checks
 from . import strategies as bst
 from .reference import batch_norm
-from .tolerance import inv_relative_error as inv_relative_error  # tolerance item 3
+from .tolerance import inv_relative_error  # tolerance item 3
 from .tolerance import bound, finfo, gamma, in_safe_domain, moment_error, unit_roundoff
 
 __all__ = [
