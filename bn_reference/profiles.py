@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
-__all__ = ["register_profiles", "default_profile", "PROFILES"]
+__all__ = ["register_profiles", "default_profile", "probe_settings", "PROFILES"]
 
 PROFILES = ("dev", "ci", "thorough")
 _COMMON = dict(
@@ -36,3 +36,16 @@ def default_profile(environ=os.environ) -> str:
     if environ.get("HYPOTHESIS_PROFILE"):
         return environ["HYPOTHESIS_PROFILE"]
     return "ci" if environ.get("CI") else "dev"
+
+
+def probe_settings(max_examples: int) -> settings:
+    """Settings for a self-test that asks "does this check fail this mutant?": derandomized,
+    generation only (no shrinking, no database), every health check off."""
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )

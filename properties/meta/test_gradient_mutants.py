@@ -8,23 +8,17 @@ example raises AssertionError. Every law aimed at a mutant must catch it; no law
 the correct variant.
 """
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bn_reference import gradients as gr
+from bn_reference.profiles import probe_settings
 from bn_reference.grad_mutants import GRADIENT_CORRECT, GRADIENT_MUTANTS
 
 pytestmark = [pytest.mark.meta, pytest.mark.gradients]
 
 EXAMPLES = 50
-_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    phases=[Phase.generate],
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+_SETTINGS = probe_settings(EXAMPLES)
 
 
 def failure(law, fn, dtype="float32"):

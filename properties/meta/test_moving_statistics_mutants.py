@@ -8,9 +8,10 @@ suite itself.
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 
 from bn_reference import moving
+from bn_reference.profiles import probe_settings
 from bn_reference._tf import keras, tf
 
 pytestmark = pytest.mark.meta
@@ -77,14 +78,7 @@ def failure(name, layer_factory):
     """The first AssertionError message of check ``name`` on the factory, or None."""
     strategy, check = CHECKS[name]
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @probe_settings(EXAMPLES)
     @given(case=strategy)
     def probe(case):
         check(layer_factory, case)
