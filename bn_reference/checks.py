@@ -15,6 +15,9 @@ import numpy as np
 __all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call"]
 
 
+RATIO_KEY = "bn_worst_ratio"  # the user_properties key that carries a test's worst err/bound
+
+
 @dataclass
 class Tracker:
     """What one test saw: the worst err/bound ratio of its ``assert_within`` calls and the
@@ -60,7 +63,7 @@ def _note(ratio: float) -> None:
         t.worst = max(t.worst, float(ratio))
 
 
-def as_output(y, like: np.ndarray) -> np.ndarray:
+def as_output(y) -> np.ndarray:
     """The subject's result as a float64 array for comparison (contract checks live in
     their own property: here a tf.Tensor or a list is converted, not judged)."""
     return np.asarray(y).astype(np.float64)

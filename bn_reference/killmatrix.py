@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import RATIO_KEY
+
 __all__ = [
     "OUTCOMES",
     "NO_SUBJECT",
@@ -43,7 +45,6 @@ NO_SUBJECT = "(no subject)"  # tests that are not parametrized over subjects
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 SYMBOLS = {"failed": "X", "error": "E", "passed": ".", "skipped": "s", None: " "}
 PARTIAL_FAIL = "x"  # failed for some of the subject's dtypes, passed for others
-_RATIO_KEY = "bn_worst_ratio"
 
 
 class SuiteError(RuntimeError):
@@ -209,7 +210,7 @@ def parse_cells(path, specs=None) -> dict[str, dict[str, dict[str | None, Cell]]
         outcome, message = _outcome(case)
         ratio = None
         for p in case.iter("property"):
-            if p.get("name") == _RATIO_KEY:
+            if p.get("name") == RATIO_KEY:
                 try:
                     ratio = float(p.get("value"))
                 except (TypeError, ValueError):

@@ -80,7 +80,7 @@ def check_keras_bn_inference(y, x, scale, offset, epsilon, *, law=None) -> None:
     """Keras BatchNormalization in inference mode with fresh moving statistics:
     ``y = x / sqrt(1 + eps) * gamma + beta`` within ``keras_bn_inference_bound``."""
     checks.assert_within(
-        checks.as_output(y, x),
+        checks.as_output(y),
         keras_bn_inference_expected(x, scale, offset, epsilon),
         keras_bn_inference_bound(x, scale, offset, epsilon),
         law=law or "Keras BN inference with fresh moving statistics: y = x / sqrt(1 + eps) * gamma + beta",

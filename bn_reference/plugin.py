@@ -22,7 +22,7 @@ from .subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, load_subject
 
 register_profiles()
 
-_RATIO_KEY = "bn_worst_ratio"
+_RATIO_KEY = checks.RATIO_KEY
 _CELL_KEY = "bn_cell"
 _EXAMPLES_KEY = "bn_examples"
 _TRACKER = pytest.StashKey[checks.Tracker]()
