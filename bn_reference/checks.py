@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call"]
+__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call", "add_subject_time"]
 
 
 RATIO_KEY = "bn_worst_ratio"  # the user_properties key that carries a test's worst err/bound
@@ -26,6 +26,7 @@ class Tracker:
     worst: float = 0.0
     examples: int = 0
     calls: list = field(default_factory=list)  # (x, kwargs) of the current example's subject calls
+    subject_seconds: float = 0.0  # wall time spent inside subject calls
 
 
 _tracker: ContextVar[Tracker | None] = ContextVar("bn_tracker", default=None)
@@ -55,6 +56,13 @@ def record_call(x: np.ndarray, kwargs: dict) -> None:
     t = _tracker.get()
     if t is not None:
         t.calls.append((x.copy(), dict(kwargs)))
+
+
+def add_subject_time(seconds: float) -> None:
+    """Add the duration of one subject call to the current test's tracker."""
+    t = _tracker.get()
+    if t is not None:
+        t.subject_seconds += seconds
 
 
 def _note(ratio: float) -> None:

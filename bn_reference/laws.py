@@ -5,9 +5,12 @@ Properties stay a few lines long: they draw a case, call the subject through
 """
 from __future__ import annotations
 
+import functools
+import time
+
 import numpy as np
 
-from . import checks
+from . import checks, watchdog
 from .reference import batch_norm, moments, normalized
 from .strategies import BNCase
 from .tolerance import bound, moment_error, times
@@ -21,16 +24,34 @@ __all__ = [
     "check_zero_mean",
     "check_unit_variance",
     "law_of_total_variance",
+    "check_nonfinite_isolated",
+    "check_empty_output",
 ]
 
 
 def call(subject, case: BNCase, x: np.ndarray | None = None, **overrides):
     """Call the subject on ``x`` (default: a private copy of ``case.x``, so a subject that
     writes into its input cannot corrupt the comparison) with the case's arguments; the
-    call is recorded for the repro of a failure. Returns what the subject returned."""
+    call is recorded for the repro of a failure, and limited in time (``watchdog``: a hang
+    fails the property with ``SubjectTimeout``). Returns what the subject returned."""
     kwargs = case.kwargs(**overrides)
     checks.record_call(case.x, kwargs)
-    return subject(case.x.copy() if x is None else x, **kwargs)
+    return _subject_call(subject, case.x.copy() if x is None else x, **kwargs)
+
+
+def _subject_call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` under the watchdog, its time added to the test's tracker (the
+    benchmark's "time inside the subject")."""
+    start = time.perf_counter()
+    try:
+        return watchdog.call(fn, *args, **kwargs)
+    finally:
+        checks.add_subject_time(time.perf_counter() - start)
+
+
+def _guarded(fn):
+    """``fn`` called like a subject: timed, and limited in time (for a subject's ``moments``)."""
+    return functools.partial(_subject_call, fn)
 
 
 def run(subject, case: BNCase, **overrides) -> np.ndarray:
@@ -83,6 +104,41 @@ def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
     )
 
 
+def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
+    """A non-finite x_j makes its own slice's mu and sigma^2 NaN, hence every output of that
+    slice; a slice's moments read only its own elements, so every other slice equals the
+    reference on the clean input, within its bound (``strategies.PoisonedCase``)."""
+    affected = poisoned.affected
+    leaked = affected & np.isfinite(y)
+    if leaked.any():
+        i = tuple(int(k) for k in np.argwhere(leaked)[0])
+        raise AssertionError(
+            f"x{list(poisoned.index)} = {poisoned.value}: its slice must come out non-finite (mu and "
+            f"sigma^2 are NaN there), but {int(leaked.sum())} of {int(affected.sum())} outputs of the slice "
+            f"are finite, e.g. y{list(i)} = {y[i]!r} (NaN/inf ignored or replaced inside the reduction?)"
+        )
+    clean = poisoned.clean
+    checks.assert_within(
+        np.where(affected, 0.0, y),
+        np.where(affected, 0.0, expected_output(clean)),
+        output_bound(clean),
+        law=f"no cross-slice contamination: with x{list(poisoned.index)} = {poisoned.value}, every other slice "
+        "equals the reference on the clean input",
+        x=clean.x,
+    )
+
+
+def check_empty_output(y, case: BNCase) -> None:
+    """A zero-size x gives an empty array of x's shape and dtype (nothing to compute: no
+    error, no warning-worthy reduction)."""
+    y = np.asarray(y)
+    if y.shape != case.x.shape or y.dtype != case.x.dtype:
+        raise AssertionError(
+            f"zero-size x of shape {case.x.shape} dtype {case.x.dtype}: returned shape {y.shape} dtype {y.dtype}, "
+            "expected an empty array of x's shape and dtype"
+        )
+
+
 def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
     """For A = A1 | A2 (disjoint): mean_A = mean_A2(mean_A1) and
     var_A = mean_A2(var_A1) + var_A2(mean_A1), all computed with ``moments_fn``.
@@ -91,6 +147,7 @@ def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
     composition's bound is the sum of the bounds of its parts (means of bounds for the
     inner call, the outer call's own bound, and the whole-set call's bound).
     """
+    moments_fn = _guarded(moments_fn)
     whole = tuple(sorted(a1 + a2))
     dtype = x.dtype
     m_all, v_all = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=whole))
@@ -145,6 +202,7 @@ def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts) -> No
     sum n_i v_i / n + sum n_i (m_i - m)^2 / n, each chunk's errors enter weighted by n_i / n,
     and moving the chunk means by at most E moves the second sum by at most 4 s E + 12 E^2
     (s = max |m_i - m|); the whole's own moment error is added."""
+    moments_fn = _guarded(moments_fn)
     parts, errors = [], []
     for chunk in np.split(x, cuts, axis=axis):
         m, v = (np.asarray(t, dtype=np.float64) for t in moments_fn(chunk, axes=axes))

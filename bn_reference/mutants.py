@@ -117,7 +117,8 @@ def _shifted_one_pass(x, axes):
 def _welford(x, axes):
     """Welford's streaming update over the elements of each slice (all slices at once)."""
     n = int(np.prod([x.shape[a] for a in axes]))
-    flat = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim))).reshape(-1, n)
+    rows = int(np.prod([d for a, d in enumerate(x.shape) if a not in axes]))  # not -1: N may be 0
+    flat = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim))).reshape(rows, n)
     mean = np.zeros(flat.shape[0], dtype=x.dtype)
     m2 = np.zeros(flat.shape[0], dtype=x.dtype)
     for i in range(n):
@@ -126,7 +127,8 @@ def _welford(x, axes):
         mean = mean + delta / x.dtype.type(i + 1)
         m2 = m2 + delta * (v - mean)
     keep_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim))
-    return mean.reshape(keep_shape), (m2 / x.dtype.type(n)).reshape(keep_shape)
+    with np.errstate(invalid="ignore"):  # N = 0: 0/0, moments of nothing
+        return mean.reshape(keep_shape), (m2 / x.dtype.type(n)).reshape(keep_shape)
 
 
 def _in_float64(moments):
@@ -397,6 +399,59 @@ def variance_floor(x, *, axes, scale, offset, epsilon, training):
     )
 
 
+# Mutants written for the edge-input properties (properties/test_edge_inputs.py) ----------
+
+
+def _nan_ignoring_moments(x, axes):
+    """np.nanmean / mean of squared deviations ignoring NaN: a NaN element is skipped."""
+    mu = np.nanmean(x, axis=axes, keepdims=True)
+    return mu, np.nanmean(np.square(x - mu), axis=axes, keepdims=True)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_nan_ignoring_moments))
+def nan_ignoring(x, *, axes, scale, offset, epsilon, training):
+    """BUG: moments with np.nanmean (NaN "handled" by skipping it): the rest of a NaN's slice
+    comes out finite, normalized with moments the data did not have."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_nan_ignoring_moments)
+
+
+def _rescaled_by_global_max(x, axes, scale, offset, epsilon, training):
+    x, axes, epsilon, training = _validate(x, axes, scale, offset, epsilon, training)
+    if not training:
+        return x.copy()
+    # "overflow guard": divide by the power of two at the top of max|x| (exact), with
+    # eps / s^2 for eps, which leaves the mathematics unchanged -- but one global max
+    top = np.max(np.abs(x.astype(np.float64)))  # NaN or inf anywhere: so is s; empty: ValueError
+    s = float(np.ldexp(1.0, int(np.frexp(top)[1]))) if np.isfinite(top) else float(top)
+    xs = (x.astype(np.float64) / s).astype(x.dtype)
+    mu, var = _two_pass(xs, axes)
+    y = _standard(xs, mu, var, _param(scale, x.dtype), _param(offset, x.dtype), x.dtype.type(epsilon / s**2))
+    return np.asarray(y, dtype=x.dtype)
+
+
+@supports(*MUTANT_DTYPES)
+def rescaled_by_global_max(x, *, axes, scale, offset, epsilon, training):
+    """BUG: an overflow guard with one global scale s = 2^ceil(log2 max|x|) (x / s, eps / s^2):
+    a NaN or inf anywhere makes s NaN and poisons every slice; an empty x has no max."""
+    return _rescaled_by_global_max(x, axes, scale, offset, epsilon, training)
+
+
+def _unbiased_then_rescaled(x, axes):
+    """var = (sum d^2 / (N - 1)) * ((N - 1) / N): the biased variance via the unbiased one."""
+    mu = x.mean(axis=axes, keepdims=True)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    with np.errstate(invalid="ignore", divide="ignore"):  # N = 1: 0 / 0
+        unbiased = np.square(x - mu).sum(axis=axes, keepdims=True) / x.dtype.type(n - 1)
+        return mu, unbiased * x.dtype.type((n - 1) / n)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_unbiased_then_rescaled))
+def unbiased_then_rescaled(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the biased variance computed as (N-1)/N times the unbiased one: right for N >= 2,
+    0/0 = NaN for a single-element slice (N = 1)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_unbiased_then_rescaled)
+
+
 # --------------------------------------------------------------------------------------
 # Correct variants: different algorithm or rounding, same mathematics
 # --------------------------------------------------------------------------------------
@@ -457,6 +512,9 @@ MUTANTS = [
     "inverted_training",
     "none_means_training",
     "variance_floor",
+    "nan_ignoring",
+    "rescaled_by_global_max",
+    "unbiased_then_rescaled",
 ]
 
 CORRECT = [

@@ -22,9 +22,13 @@ from .subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, load_subject
 
 register_profiles()
 
+# Guards against hostile subjects: a per-call timeout, and surviving a worker's death.
+pytest_plugins = ("bn_reference.watchdog", "bn_reference.crashes")
+
 _RATIO_KEY = checks.RATIO_KEY
 _CELL_KEY = "bn_cell"
 _EXAMPLES_KEY = "bn_examples"
+_SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls (benchmarks/bench.py)
 _TRACKER = pytest.StashKey[checks.Tracker]()
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
@@ -117,6 +121,14 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("subject", subjects, ids=[s.spec for s in subjects])
 
 
+def cell_key(spec: str, name: str, callspec_id: str) -> tuple[str, str]:
+    """The conformance-matrix cell of a subject test: (spec, property), the property being
+    the function name plus the parameters after the spec, e.g.
+    ``("reference", "test_inference_returns_input[float32-training=None]")``."""
+    rest = callspec_id.removeprefix(spec).lstrip("-")
+    return spec, name + (f"[{rest}]" if rest else "")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -124,9 +136,7 @@ def pytest_collection_modifyitems(config, items):
             known = deviation_for(params["subject"].spec, item.originalname, params.get("dtype"))
             if known is not None:
                 item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason))
-            rest = item.callspec.id.removeprefix(params["subject"].spec).lstrip("-")
-            law = item.originalname + (f"[{rest}]" if rest else "")
-            item.user_properties.append((_CELL_KEY, (params["subject"].spec, law)))
+            item.user_properties.append((_CELL_KEY, cell_key(params["subject"].spec, item.originalname, item.callspec.id)))
     if not config.stash[_USER_CHOSEN]:
         return
     # Checking chosen subjects: keep only the properties that take a subject (drop the
@@ -167,6 +177,8 @@ def pytest_runtest_call(item):
             item.user_properties.append((_RATIO_KEY, tracker.worst))
         if tracker.examples:
             item.user_properties.append((_EXAMPLES_KEY, tracker.examples))
+        if tracker.subject_seconds:
+            item.user_properties.append((_SUBJECT_SECONDS_KEY, tracker.subject_seconds))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -238,7 +250,7 @@ class Matrix:
                 if cell is None:
                     row.append("")
                     continue
-                text = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "XPASS"}[cell["outcome"]]
+                text = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "xfailed": "xfail", "xpassed": "XPASS"}[cell["outcome"]]
                 if cell["ratio"] is not None and cell["outcome"] == "passed":
                     text += f" {cell['ratio']:.2g}"
                 row.append(text)

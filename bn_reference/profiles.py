@@ -4,6 +4,10 @@
 * ``ci`` (automatic when ``CI`` is set): 200 examples, ``derandomize=True`` so every CI
   run explores the same examples, no database writes needed to replay.
 * ``thorough``: 2,500 examples per property, for a nightly run or a release.
+* ``explore``: 100 examples, generation only (no shrinking, no database): the fastest way
+  to learn *whether* a subject fails; the benchmark's time-to-first-failure profile.
+* ``replay``: no generation: only the failures saved in the example database (local, and
+  the shared one given with ``--bn-db``) are run, e.g. to reproduce what CI found.
 
 No profile has a deadline: TF's first call in a process (graph building, kernel
 selection) takes hundreds of milliseconds, and timing is not what bn-props checks.
@@ -17,7 +21,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 __all__ = ["register_profiles", "default_profile", "probe_settings", "PROFILES"]
 
-PROFILES = ("dev", "ci", "thorough")
+PROFILES = ("dev", "ci", "thorough", "explore", "replay")
 _COMMON = dict(
     deadline=None,
     print_blob=True,
@@ -29,6 +33,8 @@ def register_profiles() -> None:
     settings.register_profile("dev", max_examples=100, **_COMMON)
     settings.register_profile("ci", max_examples=200, derandomize=True, database=None, **_COMMON)
     settings.register_profile("thorough", max_examples=2500, **_COMMON)
+    settings.register_profile("explore", max_examples=100, phases=[Phase.generate], database=None, **_COMMON)
+    settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse, Phase.shrink], **_COMMON)
 
 
 def default_profile(environ=os.environ) -> str:

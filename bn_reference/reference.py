@@ -8,6 +8,15 @@ For reduced axes A (``N = prod(x.shape[a] for a in A)`` elements per slice)::
 
 Everything is computed in float64 with the two-pass formula; results are cast to
 ``x.dtype`` unless ``dtype`` says otherwise.
+
+Edge inputs, as every subject must treat them (``properties/test_edge_inputs.py``):
+
+* NaN or +-inf in a slice makes that slice's mu, sigma^2 and every output of the slice
+  NaN (inf - inf); every other slice is computed as if it were not there.
+* N = 1: mu = x, sigma^2 = 0, so y = beta exactly (finite for any eps > 0).
+* A zero-size x (some dimension 0): the output is an empty array of x's shape and dtype.
+  Moments over N = 0 elements are undefined: ``moments`` raises ``ValueError`` naming
+  ``axes``; with N > 0 and an empty kept dimension they are empty arrays.
 """
 from __future__ import annotations
 
@@ -26,6 +35,9 @@ def moments(x: np.ndarray, axes, *, keepdims: bool = True, dtype=None):
     """
     x = check_x(x)
     axes = normalize_axes(axes, x.ndim)
+    empty = [a for a in axes if x.shape[a] == 0]
+    if empty:
+        raise ValueError(f"axes={axes}: reduced axis {empty[0]} of x (shape {x.shape}) has size 0; moments over no elements are undefined")
     x64 = x.astype(np.float64)
     mu = x64.mean(axis=axes, keepdims=True)
     var = np.square(x64 - mu).mean(axis=axes, keepdims=True)
@@ -52,8 +64,12 @@ def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3
     gamma = check_affine("scale", scale, x.shape, axes)
     beta = check_affine("offset", offset, x.shape, axes)
     eps = check_epsilon(epsilon)
-    y = normalized(x, axes, eps) * gamma + beta
-    return y.astype(np.dtype(dtype) if dtype is not None else x.dtype)
+    out = np.dtype(dtype) if dtype is not None else x.dtype
+    if x.size == 0:
+        return np.empty(x.shape, dtype=out)
+    with np.errstate(invalid="ignore"):  # a NaN or inf slice is NaN, as documented above
+        y = normalized(x, axes, eps) * gamma + beta
+    return y.astype(out)
 
 
 def reference(x, *, axes, scale, offset, epsilon, training):

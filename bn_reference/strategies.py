@@ -13,6 +13,8 @@ example and of the ``@reproduce_failure`` blob).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -47,6 +49,11 @@ __all__ = [
     "square_shapes",
     "spread_regimes",
     "epsilon_comparable_cases",
+    "PoisonedCase",
+    "poisoned_cases",
+    "single_element_cases",
+    "zero_size_cases",
+    "huge_cases",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -54,6 +61,44 @@ LOCATIONS = (0.0, 1.0, -1.0, 1e2, -1e2, 1e3, -1e3, -1e4)
 SPREADS = (1.0, 1e-2, 10.0, 1e-4)
 KINDS = ("gaussian", "integers", "constant_slices", "tiny")
 FAVOURED_EPSILONS = (1e-3, 1e-5)
+
+# Strategy objects are built once per distinct arguments, not once per example: building
+# and validating a Hypothesis strategy costs more than drawing from it (the benchmark saw
+# strategy construction take ~40% of each example). Bounded, since callers may pass fresh
+# strategy objects (new keys) per example.
+def _cached(build):
+    """``build`` memoized on its arguments (LRU, 512 entries); unhashable arguments (a list)
+    build afresh."""
+    memo = functools.lru_cache(maxsize=512)(build)
+
+    @functools.wraps(build)
+    def get(*args, **kwargs):
+        try:
+            return memo(*args, **kwargs)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return build(*args, **kwargs)
+
+    return get
+
+
+_SEEDS = st.integers(0, 2**32 - 1)
+_BOOLS = st.booleans()
+_SCALE_MAGNITUDES = st.floats(0.1, 10.0)
+_OFFSETS = st.floats(-10.0, 10.0)
+_SIGNS = st.sampled_from([1.0, -1.0])
+_SIMPLE = {"scale": st.sampled_from((1.0, 2.0, 0.5, -1.5)), "offset": st.sampled_from((0.0, 1.0, -3.0, 0.25))}
+
+
+@_cached
+def _sampled(options: tuple):
+    return st.sampled_from(options)
+
+
+@_cached
+def _min_rank(shape_strategy, min_axes: int):
+    return shape_strategy.filter(lambda s: len(s) >= min_axes)
 
 
 @dataclass(frozen=True)
@@ -112,24 +157,30 @@ class BNCase:
         )
 
 
+@_cached
 def shapes(*, min_dims: int = 1, max_dims: int = 5, min_side: int = 1, max_side: int = 6):
     """Array shapes of rank ``min_dims..max_dims`` with every dimension in min_side..max_side
     (at most 6**5 = 7776 elements). Shrinks toward ``(min_side,)``."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
+@_cached
 def long_shapes(*, min_n: int = 64, max_n: int = 4096, min_c: int = 1):
     """Shapes with one long axis for large reduction sizes: ``(n, c)`` with
     n in min_n..max_n and c in min_c..4, so that reducing over axis 0 has N = n."""
     return st.tuples(st.integers(min_n, max_n), st.integers(min_c, 4))
 
 
+@_cached
 def reduced_axes(ndim: int, *, min_size: int = 1, max_size: int | None = None):
-    """Non-empty sorted tuples of unique axes in ``range(ndim)``; shrinks toward ``(0,)``."""
+    """Non-empty sorted tuples of unique axes in ``range(ndim)``; shrinks toward ``(0,)``.
+
+    One choice per draw (``sampled_from`` the subsets ordered by size, then
+    lexicographically) instead of a list of unique integers (~2 choices per axis plus
+    rejections): fewer choices make every example cheaper to generate and to shrink."""
     max_size = ndim if max_size is None else min(max_size, ndim)
-    return st.lists(st.integers(0, ndim - 1), min_size=min_size, max_size=max_size, unique=True).map(
-        lambda a: tuple(sorted(a))
-    )
+    subsets = [c for k in range(max(min_size, 1), max_size + 1) for c in itertools.combinations(range(ndim), k)]
+    return st.sampled_from(subsets)
 
 
 def axis_splits(axes: tuple[int, ...]):
@@ -142,6 +193,7 @@ def axis_splits(axes: tuple[int, ...]):
     )
 
 
+@_cached
 def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS):
     """Value regimes; shrink toward ``gaussian(loc=0, spread=1)``."""
     return st.builds(Regime, st.sampled_from(kinds), st.sampled_from(locations), st.sampled_from(spreads))
@@ -166,13 +218,16 @@ def _make_values(rng: np.random.Generator, shape, axes, dtype, regime: Regime) -
     return x64.astype(dtype)
 
 
+def _draw_values(draw, shape, axes, dtype, regime: Regime):
+    seed = draw(_SEEDS)
+    return _make_values(np.random.default_rng(seed), shape, axes, np.dtype(dtype), regime), regime, seed
+
+
 @st.composite
 def values(draw, shape, axes, dtype="float32", regime: Regime | None = None):
     """An array of ``shape`` and ``dtype`` in ``regime`` (drawn if not given); returns
     ``(x, regime, seed)``."""
-    regime = draw(regimes()) if regime is None else regime
-    seed = draw(st.integers(0, 2**32 - 1))
-    return _make_values(np.random.default_rng(seed), shape, axes, np.dtype(dtype), regime), regime, seed
+    return _draw_values(draw, shape, axes, dtype, draw(regimes()) if regime is None else regime)
 
 
 def _feature_shape(shape, axes, drop_leading: bool) -> tuple[int, ...]:
@@ -183,6 +238,22 @@ def _feature_shape(shape, axes, drop_leading: bool) -> tuple[int, ...]:
     return tuple(kept)
 
 
+def _draw_affine(draw, shape, axes, dtype, role: str, per_feature: bool):
+    if per_feature or draw(_BOOLS):
+        rng = np.random.default_rng(draw(_SEEDS))
+        fshape = _feature_shape(shape, axes, draw(_BOOLS))
+        if role == "scale":
+            v = rng.choice([-1.0, 1.0], fshape) * np.exp(rng.uniform(math.log(0.1), math.log(10.0), fshape))
+        else:
+            v = rng.uniform(-10.0, 10.0, fshape)
+        return np.asarray(v).astype(dtype)
+    if draw(_BOOLS):
+        if role == "scale":
+            return draw(_SIGNS) * draw(_SCALE_MAGNITUDES)
+        return draw(_OFFSETS)
+    return draw(_SIMPLE[role])
+
+
 @st.composite
 def affine(draw, shape, axes, dtype="float32", *, role: str = "scale", per_feature: bool = False):
     """``scale`` (gamma) or ``offset`` (beta): a Python float, or a per-feature array of
@@ -190,23 +261,10 @@ def affine(draw, shape, axes, dtype="float32", *, role: str = "scale", per_featu
     axes dropped as NumPy broadcasting allows). Scale magnitudes are in [0.1, 10] with
     either sign; offsets in [-10, 10]. Shrinks toward 1.0 (scale) or 0.0 (offset).
     ``per_feature=True`` always gives an array with distinct values per feature."""
-    simple = (1.0, 2.0, 0.5, -1.5) if role == "scale" else (0.0, 1.0, -3.0, 0.25)
-    if per_feature or draw(st.booleans()):
-        seed = draw(st.integers(0, 2**32 - 1))
-        rng = np.random.default_rng(seed)
-        fshape = _feature_shape(shape, axes, draw(st.booleans()))
-        if role == "scale":
-            v = rng.choice([-1.0, 1.0], fshape) * np.exp(rng.uniform(math.log(0.1), math.log(10.0), fshape))
-        else:
-            v = rng.uniform(-10.0, 10.0, fshape)
-        return np.asarray(v).astype(dtype)
-    if draw(st.booleans()):
-        mag = draw(st.floats(0.1, 10.0)) if role == "scale" else draw(st.floats(-10.0, 10.0))
-        sign = draw(st.sampled_from([1.0, -1.0])) if role == "scale" else 1.0
-        return sign * mag
-    return draw(st.sampled_from(simple))
+    return _draw_affine(draw, shape, axes, dtype, role, per_feature)
 
 
+@_cached
 def epsilons(dtype="float32"):
     """epsilon in (0, 1]: 1e-3 and 1e-5 first, then any float from max(1e-12, the dtype's
     smallest normal number) up to 1 (1e-12 is the smallest epsilon in common use; below the
@@ -215,6 +273,7 @@ def epsilons(dtype="float32"):
     return st.one_of(st.sampled_from(FAVOURED_EPSILONS), st.floats(lo, 1.0))
 
 
+@_cached
 def default_shapes(min_axes: int = 1, axes_sets=None):
     """``bn_cases``' shapes: rank ``min_axes..5`` (sides 1..6), or one long axis (rank 2).
     With ``axes_sets`` (a subject's ``bn_axes``) only ranks at which the subject expresses an
@@ -233,6 +292,7 @@ def default_shapes(min_axes: int = 1, axes_sets=None):
     return st.one_of(small, long_shapes()) if 2 in ranks else small
 
 
+@_cached
 @st.composite
 def bn_cases(
     draw,
@@ -254,22 +314,22 @@ def bn_cases(
     only inputs inside the error model's domain are kept (``tolerance.in_safe_domain``:
     no intermediate of a correct evaluation order overflows the dtype).
     """
-    dtype = np.dtype(draw(st.sampled_from(tuple(dtypes))))
+    dtype = np.dtype(draw(_sampled(tuple(dtypes))))
     if shape_strategy is None:
         shape_strategy = default_shapes(min_axes, axes_sets)
-    shape = draw(shape_strategy.filter(lambda s: len(s) >= min_axes))
+    shape = draw(_min_rank(shape_strategy, min_axes))
     if axes_sets is None:
         axes = draw(reduced_axes(len(shape), min_size=min_axes))
     else:  # the subject can express only some axis sets
-        allowed = [tuple(a) for a in axes_sets(len(shape)) if len(a) >= min_axes]
+        allowed = tuple(tuple(a) for a in axes_sets(len(shape)) if len(a) >= min_axes)
         assume(allowed)
-        axes = draw(st.sampled_from(allowed))
-    x, regime, seed = draw(values(shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy)))
+        axes = draw(_sampled(allowed))
+    x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy))
     case = BNCase(
         x=x,
         axes=axes,
-        scale=draw(affine(shape, axes, dtype, role="scale")),
-        offset=draw(affine(shape, axes, dtype, role="offset")),
+        scale=_draw_affine(draw, shape, axes, dtype, "scale", False),
+        offset=_draw_affine(draw, shape, axes, dtype, "offset", False),
         epsilon=draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy),
         training=training,
         regime=regime,
@@ -297,24 +357,27 @@ def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs
     they cannot be known at decoration time). ``strategy`` replaces ``bn_cases`` entirely.
     Counts the example for the report."""
     if strategy is None:
-        strategy = bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)
+        strategy = bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets if subject is not None else None, **kwargs)
     case = data.draw(strategy, label=label)
     count_example()
     return case
 
 
+@_cached
 def square_shapes(*, min_dims: int = 2, max_dims: int = 4):
     """Shapes whose axes all have the same length (2..5): a transposed or mis-broadcast
     per-feature parameter has the right size and only its values can betray it."""
     return st.tuples(st.integers(2, 5), st.integers(min_dims, max_dims)).map(lambda t: (t[0],) * t[1])
 
 
+@_cached
 def spread_regimes():
     """Regimes in which every slice with N >= 2 has sigma > 0 and sigma^2 is far above the
     dtype's tiny (no constant slices, no tiny magnitudes)."""
     return regimes(kinds=("gaussian",), spreads=(1.0, 10.0, 1e-2))
 
 
+@_cached
 @st.composite
 def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
     """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
@@ -332,3 +395,129 @@ def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
             axes_sets=axes_sets,
         )
     )
+
+
+# --------------------------------------------------------------------------------------
+# Edge inputs: non-finite values, single-element slices, zero-size dimensions, huge values
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoisonedCase:
+    """``case`` is ``clean`` with one element replaced by ``value`` (NaN or +-inf) at ``index``."""
+
+    case: BNCase
+    clean: BNCase
+    index: tuple[int, ...]
+    value: float
+
+    @property
+    def affected(self) -> np.ndarray:
+        """Boolean mask (x's shape) of the poisoned slice: the elements that share the
+        index's kept-axes coordinates."""
+        x = self.case.x
+        grids = np.indices(x.shape, sparse=True)
+        mask = np.ones(x.shape, dtype=bool)
+        for axis, i in enumerate(self.index):
+            if axis not in self.case.axes:
+                mask = mask & (grids[axis] == i)
+        return mask
+
+
+@_cached
+@st.composite
+def poisoned_cases(draw, dtype="float32", axes_sets=None):
+    """A safe case (small shapes) with one element set to NaN, +inf or -inf (shrinks to NaN
+    at the first element)."""
+    clean = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=5), axes_sets=axes_sets))
+    index = tuple(draw(st.integers(0, d - 1)) for d in clean.x.shape)
+    value = draw(st.sampled_from((math.nan, math.inf, -math.inf)))
+    x = clean.x.copy()
+    x[index] = value
+    return PoisonedCase(replace(clean, x=x), clean, index, value)
+
+
+def _kept_only(case: BNCase, index) -> BNCase:
+    """``case`` restricted to ``x[index]`` (a tuple of slices), with per-feature scale and
+    offset restricted the same way on the axes where they are not broadcast."""
+
+    def cut(p):
+        if not isinstance(p, np.ndarray) or p.ndim == 0:
+            return p
+        lead = case.x.ndim - p.ndim
+        return p[tuple(s if p.shape[i] > 1 else slice(None) for i, s in enumerate(index[lead:]))].copy()
+
+    return replace(case, x=case.x[index].copy(), scale=cut(case.scale), offset=cut(case.offset))
+
+
+@_cached
+def single_element_cases(dtype="float32", axes_sets=None):
+    """Cases whose reduced axes all have size 1 (N = 1): the first element along each."""
+
+    def one(case):
+        return _kept_only(case, tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim)))
+
+    def safe(case):  # sigma^2 = 0 now: inv = 1/sqrt(eps) may push the products out of the domain
+        return in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon)
+
+    return bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4), axes_sets=axes_sets).map(one).filter(safe)
+
+
+@_cached
+@st.composite
+def zero_size_cases(draw, dtype="float32", axes_sets=None):
+    """Cases with one dimension of size 0, reduced (N = 0) or kept (no slices); shapes
+    otherwise small. scale/offset per feature are cut to match."""
+    case = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=4), axes_sets=axes_sets))
+    axis = draw(st.integers(0, case.x.ndim - 1))
+    return _kept_only(case, tuple(slice(0, 0) if a == axis else slice(None) for a in range(case.x.ndim)))
+
+
+def _scaled(case: BNCase, k: int) -> BNCase:
+    """``case`` with x multiplied by 2^k (exact unless it overflows)."""
+    r = case.regime
+    with np.errstate(over="ignore"):
+        x = np.ldexp(case.x.astype(np.float64), k).astype(case.x.dtype)
+        loc, spread = (float(np.ldexp(v, k)) for v in (r.location, r.spread))
+    return replace(case, x=x, regime=Regime(r.kind, loc, spread))
+
+
+def _largest_safe_exponent(case: BNCase) -> int:
+    """The largest k >= 0 with ``case`` scaled by 2^k inside the safe domain (the model's
+    conditions are monotone in k), by bisection."""
+    x_max = float(np.max(np.abs(case.x.astype(np.float64))))
+    if x_max == 0:
+        return 0
+    lo, hi = 0, max(0, math.ceil(math.log2(float(finfo(case.x.dtype).max)) - math.log2(x_max)))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if in_safe_domain(_scaled(case, mid).x, case.axes, case.scale, case.offset, case.epsilon):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@_cached
+@st.composite
+def huge_cases(draw, dtype="float32", axes_sets=None):
+    """Cases at the edge of the documented overflow limit (``tolerance.in_safe_domain``):
+    a safe case, optionally made flat (every slice constant, so only the sum and the folded
+    products limit it and |x| gets within a few powers of two of max/N), scaled by the
+    largest power of two 2^k that keeps it safe, then backed off by 0..3 binades. Scaling
+    by 2^k is exact, so the data keep their drawn pattern."""
+    case = draw(
+        bn_cases(
+            dtypes=(dtype,),
+            shape_strategy=shapes(max_dims=4),
+            regime_strategy=regimes(kinds=("gaussian", "integers", "constant_slices")),
+            axes_sets=axes_sets,
+        )
+    )
+    if draw(st.booleans()):
+        first = case.x[tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim))]
+        case = replace(case, x=np.broadcast_to(first, case.x.shape).copy())
+    k = max(0, _largest_safe_exponent(case) - draw(st.integers(0, 3)))
+    huge = _scaled(case, k)
+    assume_safe(huge)
+    return huge

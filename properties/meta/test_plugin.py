@@ -31,10 +31,12 @@ BROKEN = textwrap.dedent(
 )
 
 
-def run_pytest(tmp_path, *args, env_extra=None):
+def run_pytest(tmp_path, *args, env_extra=None, path=()):
+    """pytest in a subprocess from the checkout, with ``usermod`` (``BROKEN``) importable from
+    ``tmp_path`` and the directories ``path`` put first on ``PYTHONPATH``."""
     (tmp_path / "usermod.py").write_text(BROKEN)
-    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "BN_CALL_TIMEOUT", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(tmp_path), env.get("PYTHONPATH", "")])
     env.update(env_extra or {})
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
