@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bn_reference import batch_norm, moments
-from bn_reference.subjects import load_subject
+from bn_reference.subjects import LAYER_SUBJECTS, load_subject
 
 pytestmark = pytest.mark.meta
 
@@ -33,7 +33,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("spec", ["reference", "tf_nn", "seed_layer"])
+@pytest.mark.parametrize("spec", ["reference", "tf_nn", "seed_layer", *LAYER_SUBJECTS])
 @pytest.mark.parametrize("name,change,error,message", BAD_INPUTS, ids=[f"{b[0]}:{b[3]}" for b in BAD_INPUTS])
 def test_bad_argument_is_named(spec, name, change, error, message):
     """Each contract violation raises ``error`` whose message names the argument."""
