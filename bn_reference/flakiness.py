@@ -8,7 +8,8 @@ any false alarm or any non-determinism.
 * the ``ci`` profile (derandomized): every such run must give the same verdict, the same
   number of examples and the same worst err/bound ratio in every cell, bit for bit;
   anything else is non-determinism (state leaking between tests or runs, hash-order
-  dependence, a race between xdist workers, a time-dependent subject);
+  dependence: each run has its own ``PYTHONHASHSEED``, a race between xdist workers, a
+  time-dependent subject);
 * the ``dev`` profile under a fresh random seed (``--hypothesis-seed``, printed): every run
   must pass, a failure on a correct subject is a false alarm of a property or of the error
   model, replayable with the printed seed (and the ``@reproduce_failure`` blob in its log).
@@ -35,8 +36,9 @@ SUITE = ["properties", "-m", "not meta and not layers and not gradients", "-n", 
 SUBJECTS = [*BUILTINS, *specs(CORRECT)]
 
 
-def run_once(profile: str, seed: int | None, extra: list[str]) -> tuple[dict, float, str]:
-    """One pytest run; returns (report cells by (subject, property), seconds, log tail)."""
+def run_once(profile: str, seed: int | None, extra: list[str], hash_seed: int = 0) -> tuple[dict, float, str]:
+    """One pytest run (``PYTHONHASHSEED=hash_seed``: set and dict orders differ between runs);
+    returns (report cells by (subject, property), seconds, log tail)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         args = [*SUITE, f"--hypothesis-profile={profile}", f"--bn-report={report}", *extra]
@@ -46,6 +48,7 @@ def run_once(profile: str, seed: int | None, extra: list[str]) -> tuple[dict, fl
             args += ["--bn-impl", s]
         env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "BN_DB", "CI", "HYPOTHESIS_PROFILE")}
         env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(Path(tmp) / "hypothesis")  # no replays from earlier runs
+        env["PYTHONHASHSEED"] = str(hash_seed)
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", *args], env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
     runs = []
     for i in range(args.runs):
         profile, seed = ("ci", None) if i % 2 == 0 else ("dev", rng.randrange(2**32))
-        cells, seconds, log = run_once(profile, seed, args.extra)
+        cells, seconds, log = run_once(profile, seed, args.extra, hash_seed=i)
         bad = sorted(f"{s} {p}: {c['outcome']}" for (s, p), c in cells.items() if c["outcome"] not in ("passed", "xfailed", "skipped"))
         label = f"run {i + 1}/{args.runs} ({profile}{'' if seed is None else f', --hypothesis-seed={seed}'})"
         if bad:
