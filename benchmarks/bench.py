@@ -10,7 +10,9 @@ top of the subject, how xdist scales, and how fast each mutant is caught.
    call per example), both summed over the subject's dtypes. 1.0 would be a free harness.
 2. **xdist scaling**: wall time of the default suite (the README's main job) with ``-n 1``
    and ``-n 2``, and their ratio.
-3. **Time to first failure** for each mutant in ``bn_reference.mutants.MUTANTS``: profile
+3. **Where an example's time goes** (in-process, ``tf_nn`` float32): Hypothesis' floor per
+   example, drawing a case, the float64 expectation and bound, the bare subject call.
+4. **Time to first failure** for each mutant in ``bn_reference.mutants.MUTANTS``: profile
    ``explore`` (generation only: no shrinking, no database), one process per seed, without
    xdist; the sum of the mutant's test durations, in suite order, up to and including its
    first failing test (what a CI run spends before it goes red). Median over the seeds.
@@ -136,6 +138,52 @@ def time_to_first_failure(seeds: list[int]) -> list[dict]:
     return rows
 
 
+def components(n: int = 300) -> dict:
+    """Where an example's time goes, in-process, for ``tf_nn`` float32 and the agreement
+    property (ms per example): Hypothesis drawing one integer (the engine's floor), drawing
+    a whole case (engine + NumPy data generation + the safe-domain check), the property's
+    float64 expectation and bound, and the bare subject call on the same cases (warm)."""
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bn_reference import strategies as bst
+    from bn_reference.laws import expected_output, output_bound
+    from bn_reference.subjects import load_subject
+
+    subject = load_subject("tf_nn")
+    cases: list = []
+
+    def per_example(body) -> float:
+        @settings(max_examples=n, database=None, deadline=None)
+        @given(data=st.data())
+        def t(data):
+            body(data)
+
+        t()  # warm: strategy caches, TF's first call
+        start = time.perf_counter()
+        t()
+        return (time.perf_counter() - start) / n * 1e3
+
+    out = {
+        "hypothesis_one_integer_ms": per_example(lambda data: data.draw(st.integers(0, 10))),
+        "draw_case_ms": per_example(lambda data: cases.append(bst.draw_case(data, subject, "float32"))),
+    }
+    cases = cases[-n:]
+    for c in cases[:20]:
+        subject(c.x.copy(), **c.kwargs())  # warm TF
+    for key, fn in (
+        ("expected_and_bound_ms", lambda c: (expected_output(c), output_bound(c))),
+        ("bare_tf_nn_call_ms", lambda c: subject(c.x.copy(), **c.kwargs())),
+    ):
+        start = time.perf_counter()
+        for c in cases:
+            fn(c)
+        out[key] = (time.perf_counter() - start) / len(cases) * 1e3
+    out["median_elements"] = float(np.median([c.x.size for c in cases]))
+    return out
+
+
 def render(result: dict) -> str:
     from io import StringIO
 
@@ -165,6 +213,14 @@ def render(result: dict) -> str:
         f"default suite wall time: -n 1 {x['n1_seconds']:.0f} s, -n 2 {x['n2_seconds']:.0f} s, "
         f"speed-up {x['speedup']:.2f}x"
     )
+    c = result.get("components")
+    if c:
+        console.print(
+            "per example, tf_nn float32 agreement (in-process, ms): Hypothesis floor (one integer) "
+            f"{c['hypothesis_one_integer_ms']:.2f}, drawing a case {c['draw_case_ms']:.2f}, "
+            f"float64 expectation + bound {c['expected_and_bound_ms']:.2f}, bare tf_nn call {c['bare_tf_nn_call_ms']:.2f} "
+            f"(median {c['median_elements']:.0f} elements)"
+        )
     if result.get("ttff"):
         t = Table(title="time to first failure per mutant (generation only; median over seeds)")
         t.add_column("mutant")
@@ -177,12 +233,61 @@ def render(result: dict) -> str:
     return buf.getvalue()
 
 
+def markdown(result: dict) -> str:
+    """The README's benchmark section body (between ``<!-- bench:start -->`` and ``<!-- bench:end -->``)."""
+    m, x = result["machine"], result["xdist"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, TF {m['tensorflow']}, "
+        f"NumPy {m['numpy']} (`tox -e bench`; `benchmarks/results.json`).",
+        "",
+        f"* Default suite (the main job, 3 subjects x 4 dtypes): **{x['n1_seconds']:.0f} s with `-n 1`, "
+        f"{x['n2_seconds']:.0f} s with `-n 2`: {x['speedup']:.2f}x**.",
+    ]
+    c = result.get("components")
+    if c:
+        lines.append(
+            f"* Per example (tf_nn, float32, agreement; ms): Hypothesis' floor {c['hypothesis_one_integer_ms']:.2f}, "
+            f"drawing a case {c['draw_case_ms']:.2f}, float64 expectation and bound {c['expected_and_bound_ms']:.2f}, "
+            f"the bare `tf_nn` call {c['bare_tf_nn_call_ms']:.2f}."
+        )
+    lines += ["", "| property | reference ex/s | overhead | seed_layer ex/s | overhead | tf_nn ex/s | overhead |", "|---|---|---|---|---|---|---|"]
+    cells = {(r["property"], r["subject"]): r for r in result["properties"]}
+    for prop in sorted({r["property"] for r in result["properties"]}):
+        row = [f"`{prop}`"]
+        for s in ("reference", "seed_layer", "tf_nn"):
+            cell = cells.get((prop, s))
+            row += [f"{cell['examples_per_second']:.0f}", f"{cell['overhead']:.1f}x"] if cell and cell["overhead"] else ["", ""]
+        lines.append("| " + " | ".join(row) + " |")
+    if result.get("ttff"):
+        lines += ["", "Time to first failure (profile `explore`, median of 3 seeds, seconds of the mutant's own tests):", ""]
+        lines.append(", ".join(
+            f"`{r['mutant']}` {'not found' if r['median_seconds'] is None else format(r['median_seconds'], '.2f')}" for r in result["ttff"]
+        ) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_readme(result: dict, readme: Path = ROOT / "README.md") -> None:
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + markdown(result) + end + tail)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--skip-ttff", action="store_true", help="skip the time-to-first-failure runs")
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's benchmark section from the results")
+    ap.add_argument("--from-json", metavar="PATH", help="do not measure: render (and --readme) an earlier results file")
     args = ap.parse_args(argv)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        print(render(result))
+        if args.readme:
+            rewrite_readme(result)
+        return 0
 
     result: dict = {"machine": machine()}
     dev = ["--hypothesis-profile=dev"]
@@ -190,10 +295,13 @@ def main(argv=None) -> int:
     result["properties"] = per_property(records)
     n2_wall, _, _ = run_pytest([*SUITE, "-n", "2", *dev])
     result["xdist"] = {"n1_seconds": n1_wall, "n2_seconds": n2_wall, "speedup": n1_wall / n2_wall}
+    result["components"] = components()
     if not args.skip_ttff:
         result["ttff"] = time_to_first_failure(args.seeds)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(render(result))
+    if args.readme:
+        rewrite_readme(result)
     print(f"written: {args.out}")
     return 0
 
