@@ -74,13 +74,14 @@ def local_directory() -> str:
     return os.path.join(root, "examples")
 
 
-def layered_database(url: str, *, writable: bool) -> ExampleDatabase:
-    """Local directory first, then the shared layer (read-only unless ``writable``; a
-    GitHub artifact is always read-only)."""
+def layered_database(url: str, *, writable: bool) -> tuple[ExampleDatabase, bool]:
+    """Local directory first, then the shared layer, read-only unless ``writable`` (a GitHub
+    artifact always is). Returns the database and whether the shared layer is written."""
     shared = shared_database(url)
-    if not writable or isinstance(shared, GitHubArtifactDatabase):
+    writes = writable and not isinstance(shared, GitHubArtifactDatabase)
+    if not writes:
         shared = ReadOnlyDatabase(shared)
-    return MultiplexedDatabase(DirectoryBasedExampleDatabase(local_directory()), shared)
+    return MultiplexedDatabase(DirectoryBasedExampleDatabase(local_directory()), shared), writes
 
 
 def pytest_addoption(parser):
@@ -113,14 +114,14 @@ def pytest_configure(config):
     if writable is None:
         writable = bool(os.environ.get("CI"))
     try:
-        database = layered_database(url, writable=writable)
+        database, writes = layered_database(url, writable=writable)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     base = settings._current_profile or "default"
     name = f"{base}+shared-db"
     settings.register_profile(name, parent=settings.get_profile(base), derandomize=False, database=database)
     settings.load_profile(name)
-    mode = "read-write" if writable and "github" not in url else "read-only"
+    mode = "read-write" if writes else "read-only"
     config.stash[_DB_LINE] = f"bn-props example database: {local_directory()} + {url} ({mode}; random seeds: a derandomized run ignores databases)"
 
 

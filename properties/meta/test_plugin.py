@@ -31,11 +31,13 @@ BROKEN = textwrap.dedent(
 )
 
 
-def run_pytest(tmp_path, *args, env_extra=None, path=()):
+def run_pytest(tmp_path, *args, env_extra=None, path=(), unset=()):
     """pytest in a subprocess from the checkout, with ``usermod`` (``BROKEN``) importable from
-    ``tmp_path`` and the directories ``path`` put first on ``PYTHONPATH``."""
+    ``tmp_path`` and the directories ``path`` put first on ``PYTHONPATH``; the variables in
+    ``unset`` (e.g. ``CI``) removed from its environment, with the bn-props ones."""
     (tmp_path / "usermod.py").write_text(BROKEN)
-    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "BN_CALL_TIMEOUT", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
+    drop = {"BN_IMPL", "BN_DB", "BN_CALL_TIMEOUT", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS", *unset}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(tmp_path), env.get("PYTHONPATH", "")])
     env.update(env_extra or {})
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *args]

@@ -3,12 +3,11 @@ together run every test exactly once, and the stored durations balance them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .test_plugin import run_pytest
 
 pytestmark = pytest.mark.meta
 
@@ -17,19 +16,18 @@ DURATIONS = ROOT / ".test_durations"
 SHARDS = 3
 
 
-def _collect(*args) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "BN_DB", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", *args]
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def _collect(tmp_path, *args) -> list[str]:
+    r = run_pytest(tmp_path, "--collect-only", "-q", *args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     return [line for line in r.stdout.splitlines() if "::" in line]
 
 
 @pytest.fixture(scope="module")
-def shards():
-    whole = _collect()
+def shards(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shards")
+    whole = _collect(tmp)
     groups = [
-        _collect(f"--splits={SHARDS}", f"--group={g}", "--splitting-algorithm=least_duration") for g in range(1, SHARDS + 1)
+        _collect(tmp, f"--splits={SHARDS}", f"--group={g}", "--splitting-algorithm=least_duration") for g in range(1, SHARDS + 1)
     ]
     return whole, groups
 

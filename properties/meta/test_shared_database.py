@@ -12,34 +12,15 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
+from .test_plugin import run_pytest
+
 pytestmark = [pytest.mark.meta, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-TEST_ID = "properties/test_agreement.py::test_agrees_with_float64_reference[usermod:bessel-float32]"
-
-USERMOD = textwrap.dedent(
-    '''
-    import numpy as np
-
-    def bessel(x, *, axes, scale, offset, epsilon, training):
-        """Bessel-corrected variance (ddof=1)."""
-        if not training:
-            return x.copy()
-        x64 = x.astype(np.float64)
-        n = np.prod([x.shape[a] for a in axes])
-        mu = x64.mean(axis=axes, keepdims=True)
-        var = np.square(x64 - mu).sum(axis=axes, keepdims=True) / max(n - 1, 1)
-        return ((x64 - mu) / np.sqrt(var + epsilon) * scale + offset).astype(x.dtype)
-    '''
-)
-
+TEST_ID = "properties/test_agreement.py::test_agrees_with_float64_reference[usermod:broken-float32]"
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -80,15 +61,17 @@ def redis_url(tmp_path_factory):
 
 
 def _run(tmp_path, name, *args, ci: bool):
-    """One pytest process with its own local example directory (``tmp_path/name``)."""
-    (tmp_path / "usermod.py").write_text(USERMOD)
-    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "BN_DB", "CI", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
-    env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(tmp_path / name)
-    if ci:
-        env["CI"] = "true"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "properties/test_agreement.py", "--bn-impl", "usermod:bessel", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    """One pytest process of ``usermod:broken`` with its own local example directory
+    (``tmp_path/name``); ``CI`` set or not."""
+    return run_pytest(
+        tmp_path,
+        "properties/test_agreement.py",
+        "--bn-impl",
+        "usermod:broken",
+        *args,
+        env_extra={"HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / name), **({"CI": "true"} if ci else {})},
+        unset=("CI",),
+    )
 
 
 def _replay_blob(out: str) -> str:
