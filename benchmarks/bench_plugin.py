@@ -15,11 +15,13 @@ import os
 
 import pytest
 
+from bn_reference.checks import CELL_KEY as _CELL_KEY, EXAMPLES_KEY as _EXAMPLES_KEY, SUBJECT_SECONDS_KEY as _SUBJECT_SECONDS_KEY
+
 _failed_subjects: set[str] = set()
 
 
 def _cell(report_or_item):
-    return dict(getattr(report_or_item, "user_properties", ())).get("bn_cell")
+    return dict(getattr(report_or_item, "user_properties", ())).get(_CELL_KEY)
 
 
 def pytest_runtest_setup(item):
@@ -45,18 +47,18 @@ class _Recorder:
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties)
-        if "bn_cell" not in props:
+        if _CELL_KEY not in props:
             return
         if report.when != "call" and not (report.when == "setup" and report.skipped):
             return
         record = {
             "nodeid": report.nodeid,
-            "subject": props["bn_cell"][0],
-            "property": props["bn_cell"][1],
+            "subject": props[_CELL_KEY][0],
+            "property": props[_CELL_KEY][1],
             "outcome": report.outcome,
             "duration": report.duration,
-            "examples": props.get("bn_examples", 0),
-            "subject_seconds": props.get("bn_subject_seconds", 0.0),
+            "examples": props.get(_EXAMPLES_KEY, 0),
+            "subject_seconds": props.get(_SUBJECT_SECONDS_KEY, 0.0),
         }
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

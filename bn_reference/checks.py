@@ -15,7 +15,12 @@ import numpy as np
 __all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call", "add_subject_time"]
 
 
-RATIO_KEY = "bn_worst_ratio"  # the user_properties key that carries a test's worst err/bound
+# user_properties keys a subject test carries (set by the plugin, read by the report, the
+# kill matrix and the benchmark)
+RATIO_KEY = "bn_worst_ratio"  # the test's worst err/bound
+CELL_KEY = "bn_cell"  # (subject spec, property): its conformance-matrix cell
+EXAMPLES_KEY = "bn_examples"  # examples drawn
+SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls
 
 
 @dataclass

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import pytest
 
+from .killmatrix import split_id
 from .plugin import _CELL_KEY, cell_key, subjects_of
 
 __all__ = ["crashed_in", "note_crash"]
@@ -91,14 +92,12 @@ def pytest_configure_node(node):
 
 def _subject_of_nodeid(config, nodeid: str) -> tuple[str, str] | None:
     """(spec, property) of a subject test's node id, or None."""
-    name, sep, params = nodeid.rpartition("::")[2].partition("[")
-    if not sep:
+    test = nodeid.rpartition("::")[2]
+    _, spec, _ = split_id(test, [s.spec for s in subjects_of(config)])
+    if spec is None:
         return None
-    params = params.removesuffix("]")
-    for spec in sorted((s.spec for s in subjects_of(config)), key=len, reverse=True):
-        if params == spec or params.startswith(spec + "-"):
-            return cell_key(spec, name, params)
-    return None
+    name, _, params = test.partition("[")
+    return cell_key(spec, name, params.removesuffix("]"))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -141,7 +141,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _split_id(name: str, specs) -> tuple[str, str | None, str | None]:
+def split_id(name: str, specs) -> tuple[str, str | None, str | None]:
     """``test_f[spec-dtype-other]`` -> (property, subject spec, dtype).
 
     The plugin's ids are the spec, then the dtype, then any other parameters, joined by
@@ -204,7 +204,7 @@ def parse_cells(path, specs=None) -> dict[str, dict[str, dict[str | None, Cell]]
     for case in root.iter("testcase"):
         name = case.get("name", "")
         classname = case.get("classname", "")
-        prop, subject, dtype = _split_id(name, specs)
+        prop, subject, dtype = split_id(name, specs)
         if subject is None:
             subject, prop = NO_SUBJECT, f"{classname}::{name}" if classname else name
         outcome, message = _outcome(case)

@@ -26,9 +26,9 @@ register_profiles()
 pytest_plugins = ("bn_reference.watchdog", "bn_reference.crashes")
 
 _RATIO_KEY = checks.RATIO_KEY
-_CELL_KEY = "bn_cell"
-_EXAMPLES_KEY = "bn_examples"
-_SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls (benchmarks/bench.py)
+_CELL_KEY = checks.CELL_KEY
+_EXAMPLES_KEY = checks.EXAMPLES_KEY
+_SUBJECT_SECONDS_KEY = checks.SUBJECT_SECONDS_KEY
 _TRACKER = pytest.StashKey[checks.Tracker]()
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
