@@ -12,7 +12,7 @@ top of the subject, how xdist scales, and how fast each mutant is caught.
    and ``-n 2``, and their ratio.
 3. **Where an example's time goes** (in-process, ``tf_nn`` float32): Hypothesis' floor per
    example, drawing a case, the float64 expectation and bound, the bare subject call.
-4. **Time to first failure** for each mutant in ``bn_reference.mutants.MUTANTS``: profile
+4. **Time to first failure** for each mutant in ``bn_reference.selftest.mutants.MUTANTS``: profile
    ``explore`` (generation only: no shrinking, no database), one process per seed, without
    xdist; the sum of the mutant's test durations, in suite order, up to and including its
    first failing test (what a CI run spends before it goes red). Median over the seeds.
@@ -106,7 +106,7 @@ def per_property(records: list[dict]) -> list[dict]:
 
 
 def time_to_first_failure(seeds: list[int]) -> list[dict]:
-    from bn_reference.mutants import MUTANTS, specs
+    from bn_reference.selftest.mutants import MUTANTS, specs
 
     per_mutant: dict[str, list[float | None]] = {m: [] for m in MUTANTS}
     for seed in seeds:
@@ -147,8 +147,8 @@ def components(n: int = 300) -> dict:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from bn_reference import strategies as bst
-    from bn_reference.laws import expected_output, output_bound
+    from bn_reference.mathematics import strategies as bst
+    from bn_reference.mathematics.laws import expected_output, output_bound
     from bn_reference.subjects import load_subject
 
     subject = load_subject("tf_nn")
@@ -266,7 +266,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite_readme(result: dict, readme: Path = ROOT / "README.md") -> None:
+def rewrite_readme(result: dict, readme: Path = ROOT / "docs" / "speed.md") -> None:
     text = readme.read_text()
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
     head, rest = text.split(start, 1)

@@ -7,7 +7,7 @@ reduced axes into N, so any axis set works::
     pytest --bn-impl examples.torch_bn:torch_batch_norm -n auto
 
 PyTorch is not a bn-props dependency: without it, importing this module raises
-ImportError (and ``--bn-impl`` says so); ``properties/meta/test_examples.py`` skips with
+ImportError (and ``--bn-impl`` says so); ``tests/test_examples.py`` skips with
 that reason.
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Subject vs the float64 reference, within the error model (``bn_reference.tolerance``)."""
+"""Subject vs the float64 reference, within the error model (``bn_reference.mathematics.tolerance``)."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.laws import check_agreement, run
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.laws import check_agreement, run
 
 
 @given(data=st.data())

@@ -3,8 +3,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.laws import call
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.laws import call
 
 
 @given(data=st.data())

@@ -1,11 +1,11 @@
 """Edge inputs users actually feed a BN: NaN and infinities, slices of one element,
 zero-size dimensions, huge magnitudes. The expected behaviour of each is defined by the
-float64 reference (``bn_reference.reference``, module docstring) and checked here."""
+float64 reference (``bn_reference.mathematics.reference``, module docstring) and checked here."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.laws import call, check_agreement, check_empty_output, check_nonfinite_isolated, run
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.laws import call, check_agreement, check_empty_output, check_nonfinite_isolated, run
 
 
 @given(data=st.data())

@@ -1,16 +1,16 @@
 """Laws of the gradient of batch normalization, checked on every gradient subject
-(``bn_reference.gradients.GRADIENT_SUBJECTS``) through ``tf.GradientTape``.
+(``bn_reference.mathematics.gradients.GRADIENT_SUBJECTS``) through ``tf.GradientTape``.
 
 With x_hat = (x - mu) inv, inv = 1 / sqrt(var + eps) and an upstream gradient dy:
 dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat)), dgamma = R_gamma(dy x_hat),
 dbeta = R_beta(dy) (R_p: summed over A and over p's broadcast axes). Bounds from the error
-model in ``bn_reference/gradients.py``. Marker ``gradients``: ``-m "not gradients"`` skips them.
+model in ``bn_reference/mathematics/gradients.py``. Marker ``gradients``: ``-m "not gradients"`` skips them.
 """
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import gradients as gr
+from bn_reference.mathematics import gradients as gr
 
 pytestmark = pytest.mark.gradients
 

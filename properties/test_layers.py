@@ -1,7 +1,7 @@
 """Laws of the real layers that the subject contract does not state: what Keras'
 BatchNormalization does in inference mode, what ``fused_batch_norm`` returns besides y,
 and how it treats a small epsilon. Layer-specific: no ``subject`` argument; the layers
-are the adapters of ``bn_reference.layers`` (measured facts in its module docstring).
+are the adapters of ``bn_reference.subjects.keras_layers`` (measured facts in its module docstring).
 """
 import math
 
@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import layers
-from bn_reference import strategies as bst
-from bn_reference._tf import keras
-from bn_reference.checks import assert_within
-from bn_reference.laws import check_agreement, check_unit_variance
-from bn_reference.layer_laws import (
+from bn_reference.subjects import layers
+from bn_reference.mathematics import strategies as bst
+from bn_reference.subjects._tf import keras
+from bn_reference.harness.checks import assert_within
+from bn_reference.mathematics.laws import check_agreement, check_unit_variance
+from bn_reference.mathematics.layer_laws import (
     check_fused_reserve_space,
     check_fused_statistics,
     check_keras_bn_inference,

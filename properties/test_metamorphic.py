@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.reference import moments
-from bn_reference.tolerance import finfo
-from bn_reference.laws import check_close_to, expected_output, normalization_lipschitz, output_bound, run
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.reference import moments
+from bn_reference.mathematics.tolerance import finfo
+from bn_reference.mathematics.laws import check_close_to, expected_output, normalization_lipschitz, output_bound, run
 
 POWERS_OF_TWO = (2.0, -1.0, 0.5, -2.0, 4.0, 0.125, 1024.0, -1 / 1024)
 

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bn_reference import layers
-from bn_reference import strategies as bst
-from bn_reference._tf import keras
-from bn_reference.layer import SeedBatchNorm
-from bn_reference.layer_laws import check_mixed_precision, keras_policy
-from bn_reference.tolerance import in_safe_domain
+from bn_reference.subjects import layers
+from bn_reference.mathematics import strategies as bst
+from bn_reference.subjects._tf import keras
+from bn_reference.subjects.seed_notebook import SeedBatchNorm
+from bn_reference.mathematics.layer_laws import check_mixed_precision, keras_policy
+from bn_reference.mathematics.tolerance import in_safe_domain
 
 pytestmark = pytest.mark.layers
 

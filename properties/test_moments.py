@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.laws import check_parallel_merge, check_unit_variance, check_zero_mean, law_of_total_variance, run
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.laws import check_parallel_merge, check_unit_variance, check_zero_mean, law_of_total_variance, run
 
 
 def _moments_of(subject):

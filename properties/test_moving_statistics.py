@@ -1,5 +1,5 @@
 """The real ``keras.layers.BatchNormalization``'s moving statistics (Keras 3 convention,
-measured and derived in ``bn_reference/moving.py``): with momentum m, per feature,
+measured and derived in ``bn_reference/mathematics/moving.py``): with momentum m, per feature,
 
     moving_mean <- m moving_mean + (1 - m) mean_A(x),  moving_var <- m moving_var + (1 - m) var_A(x)
 
@@ -9,7 +9,7 @@ inference y = (x - moving_mean) / sqrt(moving_var + eps) gamma + beta.
 import pytest
 from hypothesis import given, settings
 
-from bn_reference import moving
+from bn_reference.mathematics import moving
 
 pytestmark = pytest.mark.layers
 

@@ -6,8 +6,8 @@ float32 in shortest-repr form, so ``np.float32(text)`` is exactly the value TF 2
 computed. Every test's docstring names the cells it uses; every failure message names
 the cell of the element that failed.
 
-Every comparison goes through ``bn_reference.checks.assert_within`` with a bound from
-the error model (``bn_reference.tolerance``):
+Every comparison goes through ``bn_reference.harness.checks.assert_within`` with a bound from
+the error model (``bn_reference.mathematics.tolerance``):
 
 * reproduction: today's result (TF 2.21) and the printed one (TF 2.1) are each within
   ``B`` of the float64 truth, so ``|ours - printed| <= 2 B``;
@@ -34,10 +34,10 @@ import numpy as np
 import pytest
 
 from bn_reference import batch_norm, bound, moments
-from bn_reference._tf import tf
-from bn_reference.checks import assert_within
-from bn_reference.layer import SeedBatchNorm
-from bn_reference.tolerance import finfo, moment_error, unit_roundoff
+from bn_reference.subjects._tf import tf
+from bn_reference.harness.checks import assert_within
+from bn_reference.subjects.seed_notebook import SeedBatchNorm
+from bn_reference.mathematics.tolerance import finfo, moment_error, unit_roundoff
 
 SCALE, OFFSET, EPSILON = 2, 1, 0.001  # In [6], In [16]; the seed layer's hard-coded variance_epsilon
 

@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference import strategies as bst
-from bn_reference.checks import assert_identical
-from bn_reference.laws import call
+from bn_reference.mathematics import strategies as bst
+from bn_reference.harness.checks import assert_identical
+from bn_reference.mathematics.laws import call
 
 
 @pytest.mark.parametrize("training", [None, False], ids=["training=None", "training=False"])

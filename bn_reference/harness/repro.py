@@ -1,0 +1,90 @@
+"""Runnable reproductions of falsified properties.
+
+While a property runs, every subject call of the current example is recorded (the input
+``x`` exactly, and the keyword arguments). When the property fails, Hypothesis has just
+re-run the minimal falsifying example, so the record holds exactly its calls. ``snippet``
+turns that into a self-contained script:
+
+1. the falsifying input(s) as ``np.frombuffer`` of their bytes (bit-exact) and the call of
+   the subject with its arguments, printing the output;
+2. the property's own check on exactly that example, replayed through Hypothesis'
+   ``reproduce_failure`` blob, which raises the same ``AssertionError``.
+
+Run it from the bn-props checkout: ``python repro.py``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["literal", "snippet", "load_property", "file_name"]
+
+_BLOB = re.compile(r"@reproduce_failure\((['\"][^'\"]+['\"]), (b['\"][^'\"]*['\"])\)")
+
+
+def literal(v) -> str:
+    """Python source that rebuilds ``v`` exactly (arrays bit for bit)."""
+    if isinstance(v, np.ndarray):
+        dtype = "ml_dtypes.bfloat16" if v.dtype.name == "bfloat16" else f"np.{v.dtype.name}"
+        data = np.ascontiguousarray(v).tobytes().hex()
+        return f"np.frombuffer(bytes.fromhex('{data}'), dtype={dtype}).reshape({tuple(v.shape)!r}).copy()"
+    if isinstance(v, (np.floating, float)):
+        return repr(float(v))
+    return repr(v)
+
+
+def load_property(path: str, name: str):
+    """The property function ``name`` from the test module at ``path`` (relative to the
+    checkout), as pytest would import it."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(Path(path).stem, root / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) -> str:
+    """The repro script for a failed property (see the module docstring)."""
+    path, _, rest = nodeid.partition("::")
+    name = rest.split("[", 1)[0]
+    lines = [
+        f'"""bn-props repro for {nodeid}.',
+        "",
+        "Run from the bn-props checkout: python <this file>. Part 1 calls the subject on the",
+        "falsifying input; part 2 replays the property's check on exactly that example.",
+        '"""',
+        "import ml_dtypes  # noqa: F401  (bfloat16 arrays)",
+        "import numpy as np",
+        "from hypothesis import reproduce_failure",
+        "",
+        "from bn_reference.harness.repro import load_property",
+        "from bn_reference.subjects import load_subject",
+        "",
+        f"subject = load_subject({spec!r})",
+        "",
+        "# 1. The falsifying example's subject calls, in order:",
+    ]
+    for i, (x, kwargs) in enumerate(calls, 1):
+        args = ", ".join(f"{k}={literal(v)}" for k, v in kwargs.items())
+        lines += [f"x{i} = {literal(x)}", f"y{i} = subject(x{i}.copy(), {args})", f"print('y{i} =', y{i})"]
+    blob = _BLOB.search(longrepr)
+    lines += ["", "# 2. The property's check on that example (raises the AssertionError):"]
+    if blob:
+        call_args = ", ".join(f"{k}={literal(v)}" for k, v in params.items() if k != "subject")
+        lines += [
+            f"test = load_property({path!r}, {name!r})",
+            f"reproduce_failure({blob.group(1)}, {blob.group(2)})(test)(subject=subject{', ' if call_args else ''}{call_args})",
+        ]
+    else:
+        lines.append("# (no @reproduce_failure blob was printed; run the test with --hypothesis-profile=ci)")
+    return "\n".join(lines) + "\n"
+
+
+def file_name(nodeid: str) -> str:
+    """A file name for a node id: ``test_zero_mean[tf_nn-float32]`` -> ``repro_test_zero_mean_tf_nn-float32.py``."""
+    name = nodeid.split("::", 1)[-1]
+    return "repro_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".py"

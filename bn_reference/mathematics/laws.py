@@ -1,0 +1,220 @@
+"""What each property compares, computed once: the float64 expectation and its bound.
+
+Properties stay a few lines long: they draw a case, call the subject through
+``run``, and hand both to one of these helpers.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from bn_reference.harness import checks
+from bn_reference.harness import watchdog
+from bn_reference.mathematics.reference import batch_norm, moments, normalized
+from bn_reference.mathematics.strategies import BNCase
+from bn_reference.mathematics.tolerance import bound, moment_error, times
+
+__all__ = [
+    "call",
+    "run",
+    "output_bound",
+    "expected_output",
+    "check_agreement",
+    "check_zero_mean",
+    "check_unit_variance",
+    "law_of_total_variance",
+    "check_nonfinite_isolated",
+    "check_empty_output",
+]
+
+
+def call(subject, case: BNCase, x: np.ndarray | None = None, **overrides):
+    """Call the subject on ``x`` (default: a private copy of ``case.x``, so a subject that
+    writes into its input cannot corrupt the comparison) with the case's arguments; the
+    call is recorded for the repro of a failure, and limited in time (``watchdog``: a hang
+    fails the property with ``SubjectTimeout``). Returns what the subject returned."""
+    kwargs = case.kwargs(**overrides)
+    checks.record_call(case.x, kwargs)
+    return _subject_call(subject, case.x.copy() if x is None else x, **kwargs)
+
+
+def _subject_call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` under the watchdog, its time added to the test's tracker (the
+    benchmark's "time inside the subject")."""
+    start = time.perf_counter()
+    try:
+        return watchdog.call(fn, *args, **kwargs)
+    finally:
+        checks.add_subject_time(time.perf_counter() - start)
+
+
+def _guarded(fn):
+    """``fn`` called like a subject: timed, and limited in time (for a subject's ``moments``)."""
+    return functools.partial(_subject_call, fn)
+
+
+def run(subject, case: BNCase, **overrides) -> np.ndarray:
+    """``call``, with the result as a float64 array for comparison."""
+    return checks.as_output(call(subject, case, **overrides))
+
+
+def output_bound(case: BNCase, dtype=None) -> np.ndarray:
+    return bound(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype or case.x.dtype)
+
+
+def expected_output(case: BNCase) -> np.ndarray:
+    return batch_norm(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype=np.float64)
+
+
+def check_agreement(y: np.ndarray, case: BNCase, *, law="agreement with the float64 reference") -> None:
+    checks.assert_within(y, expected_output(case), output_bound(case), law=law, x=case.x)
+
+
+def _slice_mean(a: np.ndarray, axes) -> np.ndarray:
+    return np.broadcast_to(a, a.shape).mean(axis=axes, keepdims=True)
+
+
+def check_zero_mean(y: np.ndarray, case: BNCase) -> None:
+    """mean_A(y - beta) = gamma * mean_A(x_hat) = 0; each y_i is within B_i of the truth,
+    so |mean_A(y - beta)| <= mean_A(B)."""
+    b = output_bound(case)
+    centred = _slice_mean(y - np.asarray(case.offset, dtype=np.float64), case.axes)
+    checks.assert_within(
+        centred, np.zeros_like(centred), _slice_mean(b, case.axes), law="zero mean: mean_A(y - beta) = 0"
+    )
+
+
+def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
+    """mean_A((y - beta)^2) = gamma^2 sigma^2 / (sigma^2 + eps). With y = t + e, |e| <= B
+    and t - beta = gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2)."""
+    gamma = np.asarray(case.scale, dtype=np.float64)
+    beta = np.asarray(case.offset, dtype=np.float64)
+    _, var = moments(case.x, case.axes, dtype=np.float64)
+    expected = np.broadcast_to(gamma**2 * var / (var + case.epsilon), var.shape if gamma.ndim == 0 else np.broadcast_shapes(gamma.shape, var.shape))
+    b = output_bound(case)
+    t = normalized(case.x, case.axes, case.epsilon) * gamma
+    actual = _slice_mean(np.square(y - beta), case.axes)
+    tol = _slice_mean(2 * times(np.abs(t), b) + np.square(b), case.axes)
+    checks.assert_within(
+        actual,
+        np.broadcast_to(expected, actual.shape),
+        tol,
+        law="unit variance: var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)",
+    )
+
+
+def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
+    """A non-finite x_j makes its own slice's mu and sigma^2 NaN, hence every output of that
+    slice; a slice's moments read only its own elements, so every other slice equals the
+    reference on the clean input, within its bound (``strategies.PoisonedCase``)."""
+    affected = poisoned.affected
+    leaked = affected & np.isfinite(y)
+    if leaked.any():
+        i = tuple(int(k) for k in np.argwhere(leaked)[0])
+        raise AssertionError(
+            f"x{list(poisoned.index)} = {poisoned.value}: its slice must come out non-finite (mu and "
+            f"sigma^2 are NaN there), but {int(leaked.sum())} of {int(affected.sum())} outputs of the slice "
+            f"are finite, e.g. y{list(i)} = {y[i]!r} (NaN/inf ignored or replaced inside the reduction?)"
+        )
+    clean = poisoned.clean
+    checks.assert_within(
+        np.where(affected, 0.0, y),
+        np.where(affected, 0.0, expected_output(clean)),
+        output_bound(clean),
+        law=f"no cross-slice contamination: with x{list(poisoned.index)} = {poisoned.value}, every other slice "
+        "equals the reference on the clean input",
+        x=clean.x,
+    )
+
+
+def check_empty_output(y, case: BNCase) -> None:
+    """A zero-size x gives an empty array of x's shape and dtype (nothing to compute: no
+    error, no warning-worthy reduction)."""
+    y = np.asarray(y)
+    if y.shape != case.x.shape or y.dtype != case.x.dtype:
+        raise AssertionError(
+            f"zero-size x of shape {case.x.shape} dtype {case.x.dtype}: returned shape {y.shape} dtype {y.dtype}, "
+            "expected an empty array of x's shape and dtype"
+        )
+
+
+def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
+    """For A = A1 | A2 (disjoint): mean_A = mean_A2(mean_A1) and
+    var_A = mean_A2(var_A1) + var_A2(mean_A1), all computed with ``moments_fn``.
+
+    Each call's error is bounded by ``tolerance.moment_error`` for the data it saw; the
+    composition's bound is the sum of the bounds of its parts (means of bounds for the
+    inner call, the outer call's own bound, and the whole-set call's bound).
+    """
+    moments_fn = _guarded(moments_fn)
+    whole = tuple(sorted(a1 + a2))
+    dtype = x.dtype
+    m_all, v_all = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=whole))
+    m1, v1 = moments_fn(x, axes=a1)
+    m1 = np.asarray(m1)
+    m2, v2 = (np.asarray(t, dtype=np.float64) for t in moments_fn(m1.astype(dtype), axes=a2))
+    mv1 = np.asarray(v1, dtype=np.float64).mean(axis=a2, keepdims=True)
+    e_all = moment_error(x, whole, dtype)
+    e1 = moment_error(x, a1, dtype)
+    e2 = moment_error(m1.astype(dtype), a2, dtype)
+    mean_tol = e_all.mean + e2.mean + e1.mean.mean(axis=a2, keepdims=True)
+    # var_A2(mean_A1): moving each inner mean by d_j, |d_j| <= E1, moves each deviation
+    # from their mean by at most 2 E1, so the variance moves by at most
+    # 2 (s + 2 E1)(2 E1) + (2 E1)^2 = 4 E1 s + 12 E1^2, s = max deviation of the computed means.
+    spread = np.sqrt(np.max(np.square(m1.astype(np.float64) - e2.mu), axis=a2, keepdims=True))
+    e1_max = e1.mean.max(axis=a2, keepdims=True)
+    var_tol = e_all.var + e2.var + e1.var.mean(axis=a2, keepdims=True) + 4 * times(spread, e1_max) + 12 * e1_max**2
+    checks.assert_within(m2, m_all, mean_tol, law="moment decomposition: mean_A = mean_A2(mean_A1)")
+    checks.assert_within(mv1 + v2, v_all, var_tol, law="moment decomposition: var_A = mean_A2(var_A1) + var_A2(mean_A1)")
+
+
+def check_close_to(y: np.ndarray, expected: np.ndarray, tol: np.ndarray, *, law: str, x=None) -> None:
+    """A metamorphic relation ``y = expected`` within ``tol`` (both sides from the subject)."""
+    checks.assert_within(y, expected, tol, law=law, x=x)
+
+
+def normalization_lipschitz(z: np.ndarray, axes, e_max: np.ndarray) -> np.ndarray:
+    """How far BN_{eps=0} can move when its input z (exactly unit variance per slice) is
+    perturbed by at most ``e_max`` per slice: with m, s the slice mean and std (s = 1),
+    |BN(z + e) - BN(z)| <= (2 E + |z - m| E) / (1 - E), since |dm| <= E and |ds| <= std(e) <= E."""
+    m = z.mean(axis=axes, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.where(e_max < 1, (2 * e_max + times(np.abs(z - m), e_max)) / np.maximum(1 - e_max, 0), np.inf)
+
+
+def chan_merge(parts):
+    """Combine (n_i, mean_i, var_i) of disjoint chunks into those of their union (Chan et al.):
+    delta = m_b - m_a, m = m_a + delta n_b / n, M2 = M2_a + M2_b + delta^2 n_a n_b / n."""
+    n, m, var = parts[0]
+    for nb, mb, vb in parts[1:]:
+        tot = n + nb
+        delta = mb - m
+        m = m + delta * nb / tot
+        var = (n * var + nb * vb + delta**2 * n * nb / tot) / tot
+        n = tot
+    return n, m, var
+
+
+def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts) -> None:
+    """Moments of the chunks ``np.split(x, cuts, axis)`` (``axis`` in ``axes``), merged with
+    ``chan_merge``, against ``moments_fn`` of the whole. Writing the merged variance as
+    sum n_i v_i / n + sum n_i (m_i - m)^2 / n, each chunk's errors enter weighted by n_i / n,
+    and moving the chunk means by at most E moves the second sum by at most 4 s E + 12 E^2
+    (s = max |m_i - m|); the whole's own moment error is added."""
+    moments_fn = _guarded(moments_fn)
+    parts, errors = [], []
+    for chunk in np.split(x, cuts, axis=axis):
+        m, v = (np.asarray(t, dtype=np.float64) for t in moments_fn(chunk, axes=axes))
+        parts.append((chunk.shape[axis], m, v))
+        errors.append(moment_error(chunk, axes, x.dtype))
+    n, m_merged, v_merged = chan_merge(parts)
+    m_whole, v_whole = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=axes))
+    e_whole = moment_error(x, axes, x.dtype)
+    e_max = np.max([e.mean for e in errors], axis=0)
+    s = np.max([np.abs(m - m_merged) for _, m, _ in parts], axis=0)
+    mean_tol = sum(k * e.mean for (k, _, _), e in zip(parts, errors)) / n + e_whole.mean
+    var_tol = sum(k * e.var for (k, _, _), e in zip(parts, errors)) / n + 4 * times(s, e_max) + 12 * e_max**2 + e_whole.var
+    checks.assert_within(m_merged, m_whole, mean_tol, law="parallel merge: Chan-merged mean = mean of the whole")
+    checks.assert_within(v_merged, v_whole, var_tol, law="parallel merge: Chan-merged variance = variance of the whole")

@@ -1,0 +1,287 @@
+r"""Moving statistics of ``keras.layers.BatchNormalization``: the laws, their error model,
+and the checks (``properties/test_moving_statistics.py`` calls them with the real layer,
+``tests/test_moving_statistics_mutants.py`` with broken ones).
+
+The update (Keras convention, momentum ``m``), per feature, on each training-mode call::
+
+    moving_mean <- m moving_mean + (1 - m) mean_A(x)
+    moving_var  <- m moving_var  + (1 - m) var_A(x)          (biased: ddof = 0)
+
+starting from ``moving_mean = 0``, ``moving_var = 1``. PyTorch writes the same average with
+the opposite momentum, ``running <- (1 - m_t) running + m_t batch`` (``m_t = 1 - m``), and
+feeds ``running_var`` the *unbiased* variance. Measured on Keras 3.15.1 / TF 2.21:
+``BatchNormalization(momentum=0)`` after one training call on a (5, 3) float32 batch holds
+``moving_variance = [6.311206, 1.2594854, 1.9406884]``; the batch's biased variances are
+``[6.3112061, 1.2594854, 1.9406883]``, the unbiased ``[7.889, 1.574, 2.426]``: Keras uses the
+biased variance (``tf.nn.moments``), as its source says.
+
+Inference (``training=False`` or ``None``) normalizes with the moving statistics::
+
+    y = (x - moving_mean) / sqrt(moving_var + eps) * gamma + beta
+
+Error model (``u``, ``gamma_k``, ``E_mu``, ``E_var`` as in ``tolerance``).
+
+1. One update ``fl(fl(a fl(m)) + fl(s fl(1 - m)))`` from a computed previous average ``a``
+   (``|a - A| <= e``) and a computed batch statistic ``s`` (``|s - S| <= E``, ``E`` =
+   ``E_mu`` or ``E_var`` of that batch): each of the two terms carries three roundings
+   (the stored constant, the product, the sum), and each of the two products and the sum
+   may be flushed to zero when subnormal (TF on CPU: ``0.01 * -1.5e-38`` gives 0), an
+   absolute error below ``tiny`` each, so the new error is at most::
+
+       e' = m e + (1 - m) E + gamma_3 (m (|A| + e) + (1 - m) (|S| + E)) + 3 tiny
+
+   applied k times from ``e_0 = 0`` (the initial 0 and 1 are exact); the float64
+   reference's own recursion is bounded by the same model at float64 and added.
+
+2. Inference with stored statistics (read back from the layer, so exact inputs): tolerance
+   item 4 with ``E_mu = 0``, and item 3 with ``E_var = 0`` (only eps's storage), i.e.::
+
+       B = |gamma x_hat| (e_inv + 4u) + 3u (|x| + |mm|) inv |gamma| (1 + e_inv)
+         + 2u (|beta| + |y|) + tiny (1 + inv |gamma|)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from bn_reference.harness import checks
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.reference import batch_norm
+from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
+from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, moment_error, unit_roundoff
+
+__all__ = [
+    "MovingCase",
+    "moving_cases",
+    "keras_bn",
+    "expected_moving",
+    "moving_bound",
+    "inference_output",
+    "inference_bound",
+    "check_momentum_update",
+    "check_inference_uses_moving_stats",
+    "check_model_propagates_training",
+]
+
+MOMENTA = (0.99, 0.9, 0.0, 0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class MovingCase:
+    """Training batches (same shape), a test batch, the Keras ``axis`` (the one kept axis),
+    momentum, epsilon, and per-feature gamma/beta of shape (C,)."""
+
+    batches: tuple
+    x_test: np.ndarray
+    axis: int
+    momentum: float
+    epsilon: float
+    gamma: np.ndarray
+    beta: np.ndarray
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        return tuple(a for a in range(self.x_test.ndim) if a != self.axis)
+
+    def kept(self, v: np.ndarray) -> np.ndarray:
+        """A (C,) vector reshaped to broadcast against a batch (size 1 on the reduced axes)."""
+        return np.asarray(v, dtype=np.float64).reshape([-1 if a == self.axis else 1 for a in range(self.x_test.ndim)])
+
+    def __repr__(self) -> str:
+        return (
+            f"MovingCase(shape={self.x_test.shape}, axis={self.axis}, k={len(self.batches)}, "
+            f"momentum={self.momentum!r}, epsilon={self.epsilon!r}, gamma={self.gamma.tolist()}, beta={self.beta.tolist()})"
+        )
+
+
+@st.composite
+def moving_cases(draw, *, max_batches: int = 4, min_axis: int = 0):
+    """Shapes of rank 2..4 (sides 1..5; axis 0 of size >= 2 when ``min_axis`` > 0 so a model
+    sees a real batch), the kept axis in ``min_axis..ndim-1``, 1..max_batches batches each in
+    its own value regime, all inside the error model's domain."""
+    shape = draw(bst.shapes(min_dims=2, max_dims=4, max_side=5).filter(lambda s: min_axis == 0 or s[0] >= 2), label="shape")
+    axis = draw(st.integers(min_axis, len(shape) - 1), label="axis")
+    axes = tuple(a for a in range(len(shape)) if a != axis)
+    k = draw(st.integers(1, max_batches), label="k")
+    batches = tuple(draw(bst.values(shape, axes, "float32"))[0] for _ in range(k))
+    x_test = draw(bst.values(shape, axes, "float32"), label="x_test")[0]
+    kept = [1 if a in axes else d for a, d in enumerate(shape)]
+    gamma_, beta_ = (
+        np.broadcast_to(draw(bst.affine(shape, axes, "float32", role=role, per_feature=True), label=role), kept).reshape(-1)
+        for role in ("scale", "offset")
+    )
+    case = MovingCase(
+        batches=batches,
+        x_test=x_test,
+        axis=axis,
+        momentum=draw(st.sampled_from(MOMENTA), label="momentum"),
+        epsilon=draw(bst.epsilons("float32"), label="epsilon"),
+        gamma=gamma_,
+        beta=beta_,
+    )
+    for b in (*batches, x_test):
+        assume(in_safe_domain(b, axes, case.kept(gamma_), case.kept(beta_), case.epsilon))
+    return case
+
+
+def keras_bn(*, axis, momentum, epsilon):
+    """The real layer: ``keras.layers.BatchNormalization`` (float32)."""
+    from bn_reference.subjects._tf import keras
+
+    return keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, dtype="float32")
+
+
+def _new_layer(factory, case: MovingCase):
+    layer = factory(axis=case.axis, momentum=case.momentum, epsilon=case.epsilon)
+    layer.build(case.x_test.shape)
+    layer.gamma.assign(case.gamma)
+    layer.beta.assign(case.beta)
+    return layer
+
+
+def _stored(layer):
+    return (np.asarray(layer.moving_mean.numpy(), dtype=np.float64), np.asarray(layer.moving_variance.numpy(), dtype=np.float64))
+
+
+# --------------------------------------------------------------------------------------
+# The laws and their bounds (float64)
+# --------------------------------------------------------------------------------------
+
+
+def expected_moving(batches, axes, momentum) -> tuple[np.ndarray, np.ndarray]:
+    """(moving_mean, moving_var) of shape (C,) after the updates above (k >= 1 batches), in float64."""
+    mm, mv = 0.0, 1.0
+    for b in batches:
+        x = b.astype(np.float64)
+        mm = momentum * mm + (1 - momentum) * x.mean(axis=axes)
+        mv = momentum * mv + (1 - momentum) * x.var(axis=axes)
+    return np.asarray(mm), np.asarray(mv)
+
+
+def _ema_error(batches, axes, m, dtype):
+    u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
+    g3 = float(gamma(3, u))
+    a_m, a_v, e_m, e_v = 0.0, 1.0, 0.0, 0.0
+    for b in batches:
+        me = moment_error(b, axes, dtype)
+        s_m, s_v = me.mu.reshape(-1), me.sigma2.reshape(-1)
+        big_m, big_v = me.mean.reshape(-1), me.var.reshape(-1)
+        e_m = m * e_m + (1 - m) * big_m + g3 * (m * (abs(a_m) + e_m) + (1 - m) * (np.abs(s_m) + big_m)) + 3 * tiny
+        e_v = m * e_v + (1 - m) * big_v + g3 * (m * (abs(a_v) + e_v) + (1 - m) * (np.abs(s_v) + big_v)) + 3 * tiny
+        a_m, a_v = m * a_m + (1 - m) * s_m, m * a_v + (1 - m) * s_v
+    return e_m, e_v
+
+
+def moving_bound(batches, axes, momentum, dtype=np.float32):
+    """Bounds on |moving_mean - expected| and |moving_var - expected| (item 1), model at
+    ``dtype`` plus model at float64 (the reference)."""
+    e = _ema_error(batches, axes, momentum, np.dtype(dtype))
+    e64 = _ema_error(batches, axes, momentum, np.dtype(np.float64))
+    return e[0] + e64[0], e[1] + e64[1]
+
+
+def inference_output(x, mean, var, gamma_, beta, epsilon) -> np.ndarray:
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta in float64 (arguments broadcastable)."""
+    return (x.astype(np.float64) - mean) / np.sqrt(var + epsilon) * gamma_ + beta
+
+
+def _inference_model(x64, mean, var, g, beta, eps, dtype):
+    fi = finfo(dtype)
+    u, tiny = unit_roundoff(dtype), float(fi.tiny)
+    denom = var + eps
+    with np.errstate(divide="ignore"):
+        inv = 1 / np.sqrt(denom)
+    e = inv_relative_error(np.broadcast_to(u * eps + float(fi.smallest_subnormal), np.shape(denom)), denom, u)
+    ag = np.abs(g)
+    with np.errstate(invalid="ignore"):
+        x_hat = (x64 - mean) * inv
+        y = x_hat * g + beta
+        b = (
+            np.abs(g * x_hat) * (e + 4 * u)
+            + 3 * u * (np.abs(x64) + np.abs(mean)) * inv * ag * (1 + e)
+            + 2 * u * (np.abs(beta) + np.abs(y))
+            + tiny * (1 + inv * ag)
+        )
+    return np.where(np.isnan(b), np.inf, b)
+
+
+def inference_bound(x, mean, var, gamma_, beta, epsilon, dtype=np.float32) -> np.ndarray:
+    """Item 2: the bound for inference with given (stored, exact) statistics."""
+    x64 = np.asarray(x, dtype=np.float64)
+    args = (x64, mean, var, gamma_, beta, float(epsilon))
+    return _inference_model(*args, np.dtype(dtype)) + _inference_model(*args, np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------------------
+
+
+def _check_moving(layer, batches, case: MovingCase, *, law: str) -> None:
+    mm, mv = _stored(layer)
+    want_m, want_v = expected_moving(batches, case.axes, case.momentum)
+    tol_m, tol_v = moving_bound(batches, case.axes, case.momentum)
+    checks.assert_within(mm, want_m, tol_m, law=f"{law}: moving_mean = m moving_mean + (1 - m) mean_A(x)")
+    checks.assert_within(mv, want_v, tol_v, law=f"{law}: moving_var = m moving_var + (1 - m) var_A(x) (biased)")
+
+
+def _check_inference(y, layer, case: MovingCase, *, law: str) -> None:
+    mm, mv = (case.kept(s) for s in _stored(layer))
+    g, b = case.kept(case.gamma), case.kept(case.beta)
+    want = inference_output(case.x_test, mm, mv, g, b, case.epsilon)
+    tol = inference_bound(case.x_test, mm, mv, g, b, case.epsilon)
+    checks.assert_within(np.asarray(y), want, tol, law=f"{law}: y = (x - moving_mean)/sqrt(moving_var + eps) gamma + beta", x=case.x_test)
+
+
+def _check_batch_stats(y, case: MovingCase, *, law: str) -> None:
+    g, b = case.kept(case.gamma), case.kept(case.beta)
+    want = batch_norm(case.x_test, case.axes, g, b, case.epsilon, dtype=np.float64)
+    tol = bound(case.x_test, case.axes, g, b, case.epsilon)
+    checks.assert_within(np.asarray(y), want, tol, law=f"{law}: y normalized with the batch's own moments", x=case.x_test)
+
+
+def check_momentum_update(factory, case: MovingCase) -> None:
+    """After k training-mode calls the moving statistics are the k-fold Keras update."""
+    layer = _new_layer(factory, case)
+    for b in case.batches:
+        layer(b, training=True)
+    _check_moving(layer, case.batches, case, law=f"after {len(case.batches)} training calls")
+
+
+def check_inference_uses_moving_stats(factory, case: MovingCase, training) -> None:
+    """After the training calls, ``layer(x, training=training)`` (False or None) normalizes
+    with the moving statistics the layer holds, and leaves them unchanged."""
+    layer = _new_layer(factory, case)
+    for b in case.batches:
+        layer(b, training=True)
+    before = _stored(layer)
+    y = layer(case.x_test, training=training)
+    _check_inference(y, layer, case, law=f"layer(x, training={training})")
+    after = _stored(layer)
+    assert all(np.array_equal(p, q) for p, q in zip(before, after)), f"training={training} changed the moving statistics"
+
+
+def check_model_propagates_training(factory, case: MovingCase) -> None:
+    """A functional ``keras.Model`` around the layer: ``fit`` (SGD, learning rate 0, so only
+    the moving statistics can change; one epoch, the batches in order) performs one update
+    per batch; ``predict`` and ``model(x)`` use the moving statistics; ``model(x,
+    training=True)`` the batch's own."""
+    from bn_reference.subjects._tf import keras
+
+    assert case.axis != 0, "the model's batch axis must be a reduced axis"
+    inputs = keras.Input(shape=case.x_test.shape[1:], batch_size=None)
+    layer = factory(axis=case.axis, momentum=case.momentum, epsilon=case.epsilon)
+    model = keras.Model(inputs, layer(inputs))
+    layer.gamma.assign(case.gamma)
+    layer.beta.assign(case.beta)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    data = np.concatenate(case.batches, axis=0)
+    model.fit(data, np.zeros_like(data), batch_size=case.x_test.shape[0], epochs=1, shuffle=False, verbose=0)
+    _check_moving(layer, case.batches, case, law="model.fit, one update per batch")
+    _check_inference(model.predict(case.x_test, verbose=0), layer, case, law="model.predict(x)")
+    _check_inference(model(case.x_test), layer, case, law="model(x)")
+    _check_batch_stats(model(case.x_test, training=True), case, law="model(x, training=True)")
+

@@ -1,0 +1,88 @@
+"""The float64 NumPy reference: the mathematics every subject is checked against.
+
+For reduced axes A (``N = prod(x.shape[a] for a in A)`` elements per slice)::
+
+    mu      = (1/N) * sum_A x                      (mean)
+    sigma^2 = (1/N) * sum_A (x - mu)^2             (biased variance, ddof = 0)
+    y       = (x - mu) / sqrt(sigma^2 + eps) * gamma + beta
+
+Everything is computed in float64 with the two-pass formula; results are cast to
+``x.dtype`` unless ``dtype`` says otherwise.
+
+Edge inputs, as every subject must treat them (``properties/test_edge_inputs.py``):
+
+* NaN or +-inf in a slice makes that slice's mu, sigma^2 and every output of the slice
+  NaN (inf - inf); every other slice is computed as if it were not there.
+* N = 1: mu = x, sigma^2 = 0, so y = beta exactly (finite for any eps > 0).
+* A zero-size x (some dimension 0): the output is an empty array of x's shape and dtype.
+  Moments over N = 0 elements are undefined: ``moments`` raises ``ValueError`` naming
+  ``axes``; with N > 0 and an empty kept dimension they are empty arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
+
+__all__ = ["moments", "batch_norm", "normalized", "reference"]
+
+
+def moments(x: np.ndarray, axes, *, keepdims: bool = True, dtype=None):
+    """Return ``(mu, sigma^2)`` over ``axes``: mean and biased (ddof 0) variance.
+
+    Computed in float64 (two-pass); cast to ``dtype`` (default ``x.dtype``).
+    With ``keepdims`` the reduced axes stay as size-1 axes, ready to broadcast.
+    """
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    empty = [a for a in axes if x.shape[a] == 0]
+    if empty:
+        raise ValueError(f"axes={axes}: reduced axis {empty[0]} of x (shape {x.shape}) has size 0; moments over no elements are undefined")
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=axes, keepdims=True)
+    var = np.square(x64 - mu).mean(axis=axes, keepdims=True)
+    if not keepdims:
+        mu, var = mu.squeeze(axes), var.squeeze(axes)
+    out = np.dtype(dtype) if dtype is not None else x.dtype
+    return mu.astype(out), var.astype(out)
+
+
+def normalized(x: np.ndarray, axes, epsilon: float) -> np.ndarray:
+    """Return x_hat = (x - mu) / sqrt(sigma^2 + eps) in float64 (no scale, no offset)."""
+    mu, var = moments(x, axes, dtype=np.float64)
+    return (x.astype(np.float64) - mu) / np.sqrt(var + epsilon)
+
+
+def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, dtype=None):
+    """Return y = (x - mu) / sqrt(sigma^2 + eps) * gamma + beta over ``axes``.
+
+    ``scale`` (gamma) and ``offset`` (beta) are numbers or arrays with size 1 on every
+    reduced axis. Computed in float64, cast to ``dtype`` (default ``x.dtype``).
+    """
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    gamma = check_affine("scale", scale, x.shape, axes)
+    beta = check_affine("offset", offset, x.shape, axes)
+    eps = check_epsilon(epsilon)
+    out = np.dtype(dtype) if dtype is not None else x.dtype
+    if x.size == 0:
+        return np.empty(x.shape, dtype=out)
+    with np.errstate(invalid="ignore"):  # a NaN or inf slice is NaN, as documented above
+        y = normalized(x, axes, eps) * gamma + beta
+    return y.astype(out)
+
+
+def reference(x, *, axes, scale, offset, epsilon, training):
+    """The reference as a subject: ``batch_norm`` when training, else a copy of ``x``."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    check_affine("scale", scale, x.shape, axes)
+    check_affine("offset", offset, x.shape, axes)
+    check_epsilon(epsilon)
+    if not check_training(training):
+        return x.copy()
+    return batch_norm(x, axes, scale, offset, epsilon)
+
+
+reference.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
+reference.moments = lambda x, *, axes: moments(x, axes)

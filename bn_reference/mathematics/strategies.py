@@ -1,0 +1,523 @@
+"""Hypothesis strategies for batch-norm inputs: one module, composable pieces.
+
+Every strategy shrinks toward the simplest failing input: small shapes before long
+reductions, axis 0 before other axis sets, location 0 and spread 1 before hard
+conditioning, Gaussian data before integers, constant slices and tiny magnitudes,
+``scale=1.0, offset=0.0`` before per-feature arrays, ``epsilon=1e-3`` first.
+
+Array *values* come from ``numpy.random.default_rng(seed)`` with the seed drawn by
+Hypothesis: a few thousand elements cost microseconds instead of the milliseconds that
+element-by-element drawing costs, and the draw stays replayable (the seed is part of the
+example and of the ``@reproduce_failure`` blob).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bn_reference.harness.checks import count_example
+from bn_reference.mathematics.tolerance import finfo, in_safe_domain
+
+__all__ = [
+    "BNCase",
+    "Regime",
+    "LOCATIONS",
+    "SPREADS",
+    "KINDS",
+    "DTYPES",
+    "shapes",
+    "long_shapes",
+    "reduced_axes",
+    "axis_splits",
+    "regimes",
+    "values",
+    "affine",
+    "epsilons",
+    "bn_cases",
+    "default_shapes",
+    "draw_case",
+    "assume_safe",
+    "replace",
+    "square_shapes",
+    "spread_regimes",
+    "epsilon_comparable_cases",
+    "PoisonedCase",
+    "poisoned_cases",
+    "single_element_cases",
+    "zero_size_cases",
+    "huge_cases",
+]
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+LOCATIONS = (0.0, 1.0, -1.0, 1e2, -1e2, 1e3, -1e3, -1e4)
+SPREADS = (1.0, 1e-2, 10.0, 1e-4)
+KINDS = ("gaussian", "integers", "constant_slices", "tiny")
+FAVOURED_EPSILONS = (1e-3, 1e-5)
+
+# Strategy objects are built once per distinct arguments, not once per example: building
+# and validating a Hypothesis strategy costs more than drawing from it (the benchmark saw
+# strategy construction take ~40% of each example). Bounded, since callers may pass fresh
+# strategy objects (new keys) per example.
+def _cached(build):
+    """``build`` memoized on its arguments (LRU, 512 entries); unhashable arguments (a list)
+    build afresh."""
+    memo = functools.lru_cache(maxsize=512)(build)
+
+    @functools.wraps(build)
+    def get(*args, **kwargs):
+        try:
+            return memo(*args, **kwargs)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return build(*args, **kwargs)
+
+    return get
+
+
+_SEEDS = st.integers(0, 2**32 - 1)
+_BOOLS = st.booleans()
+_SCALE_MAGNITUDES = st.floats(0.1, 10.0)
+_OFFSETS = st.floats(-10.0, 10.0)
+_SIGNS = st.sampled_from([1.0, -1.0])
+_SIMPLE = {"scale": st.sampled_from((1.0, 2.0, 0.5, -1.5)), "offset": st.sampled_from((0.0, 1.0, -3.0, 0.25))}
+
+
+@_cached
+def _sampled(options: tuple):
+    return st.sampled_from(options)
+
+
+@_cached
+def _min_rank(shape_strategy, min_axes: int):
+    return shape_strategy.filter(lambda s: len(s) >= min_axes)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How the data is made: ``location + spread * z`` with ``z`` of the given kind.
+
+    kinds: ``gaussian`` (z ~ N(0, 1)); ``integers`` (integer-valued data: location plus
+    integers in [-k, k], k = max(1, round(spread))); ``constant_slices`` (Gaussian, but
+    about half of the slices are constant, sigma = 0); ``tiny`` (magnitudes near the
+    dtype's smallest normal number, down into the subnormals; location ignored).
+    """
+
+    kind: str = "gaussian"
+    location: float = 0.0
+    spread: float = 1.0
+
+    def __str__(self) -> str:
+        return f"{self.kind}(loc={self.location:g}, spread={self.spread:g})"
+
+
+@dataclass(frozen=True)
+class BNCase:
+    """One drawn call: ``subject(x, axes=..., scale=..., offset=..., epsilon=..., training=...)``."""
+
+    x: np.ndarray
+    axes: tuple[int, ...]
+    scale: float | np.ndarray = 1.0
+    offset: float | np.ndarray = 0.0
+    epsilon: float = 1e-3
+    training: bool | None = True
+    regime: Regime = field(default_factory=Regime)
+    seed: int = 0
+
+    def kwargs(self, **overrides) -> dict:
+        kw = dict(axes=self.axes, scale=self.scale, offset=self.offset, epsilon=self.epsilon, training=self.training)
+        kw.update(overrides)
+        return kw
+
+    @property
+    def n(self) -> int:
+        """Elements per slice: the reduction size N."""
+        return int(np.prod([self.x.shape[a] for a in self.axes]))
+
+    def __repr__(self) -> str:
+        def show(v):
+            if isinstance(v, np.ndarray):
+                if v.size <= 64:
+                    return f"np.array({np.array2string(v.astype(np.float64), separator=', ', floatmode='unique', threshold=10**6)}, dtype='{v.dtype}')"
+                return f"<{v.dtype} array {v.shape}, min {np.min(v.astype(np.float64)):.6g}, max {np.max(v.astype(np.float64)):.6g}>"
+            return repr(v)
+
+        return (
+            f"BNCase(x={show(self.x)}, axes={self.axes}, scale={show(self.scale)}, "
+            f"offset={show(self.offset)}, epsilon={self.epsilon!r}, training={self.training!r}, "
+            f"regime={self.regime}, seed={self.seed}, shape={self.x.shape}, N={self.n})"
+        )
+
+
+@_cached
+def shapes(*, min_dims: int = 1, max_dims: int = 5, min_side: int = 1, max_side: int = 6):
+    """Array shapes of rank ``min_dims..max_dims`` with every dimension in min_side..max_side
+    (at most 6**5 = 7776 elements). Shrinks toward ``(min_side,)``."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+@_cached
+def long_shapes(*, min_n: int = 64, max_n: int = 4096, min_c: int = 1):
+    """Shapes with one long axis for large reduction sizes: ``(n, c)`` with
+    n in min_n..max_n and c in min_c..4, so that reducing over axis 0 has N = n."""
+    return st.tuples(st.integers(min_n, max_n), st.integers(min_c, 4))
+
+
+@_cached
+def reduced_axes(ndim: int, *, min_size: int = 1, max_size: int | None = None):
+    """Non-empty sorted tuples of unique axes in ``range(ndim)``; shrinks toward ``(0,)``.
+
+    One choice per draw (``sampled_from`` the subsets ordered by size, then
+    lexicographically) instead of a list of unique integers (~2 choices per axis plus
+    rejections): fewer choices make every example cheaper to generate and to shrink."""
+    max_size = ndim if max_size is None else min(max_size, ndim)
+    subsets = [c for k in range(max(min_size, 1), max_size + 1) for c in itertools.combinations(range(ndim), k)]
+    return st.sampled_from(subsets)
+
+
+def axis_splits(axes: tuple[int, ...]):
+    """Splits ``A = A1 | A2`` of a reduced-axis set into two non-empty disjoint sets."""
+    if len(axes) < 2:
+        raise ValueError(f"axis_splits needs at least two axes, got axes={axes!r}")
+    return (
+        st.lists(st.sampled_from(axes), min_size=1, max_size=len(axes) - 1, unique=True)
+        .map(lambda a1: (tuple(sorted(a1)), tuple(a for a in axes if a not in a1)))
+    )
+
+
+@_cached
+def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS):
+    """Value regimes; shrink toward ``gaussian(loc=0, spread=1)``."""
+    return st.builds(Regime, st.sampled_from(kinds), st.sampled_from(locations), st.sampled_from(spreads))
+
+
+def _make_values(rng: np.random.Generator, shape, axes, dtype, regime: Regime) -> np.ndarray:
+    loc, spread = regime.location, regime.spread
+    if regime.kind == "integers":
+        k = max(1, round(spread))
+        x64 = round(loc) + rng.integers(-k, k + 1, size=shape).astype(np.float64)
+    elif regime.kind == "tiny":
+        fi = finfo(dtype)
+        magnitude = float(fi.tiny) * rng.choice([2.0**20, 1.0, 2.0**-6])
+        x64 = magnitude * rng.standard_normal(shape)
+    else:
+        x64 = loc + spread * rng.standard_normal(shape)
+        if regime.kind == "constant_slices":
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+            constant = rng.random(kept) < 0.5
+            level = loc + spread * rng.standard_normal(kept)
+            x64 = np.where(constant, level, x64)
+    return x64.astype(dtype)
+
+
+def _draw_values(draw, shape, axes, dtype, regime: Regime):
+    seed = draw(_SEEDS)
+    return _make_values(np.random.default_rng(seed), shape, axes, np.dtype(dtype), regime), regime, seed
+
+
+@st.composite
+def values(draw, shape, axes, dtype="float32", regime: Regime | None = None):
+    """An array of ``shape`` and ``dtype`` in ``regime`` (drawn if not given); returns
+    ``(x, regime, seed)``."""
+    return _draw_values(draw, shape, axes, dtype, draw(regimes()) if regime is None else regime)
+
+
+def _feature_shape(shape, axes, drop_leading: bool) -> tuple[int, ...]:
+    kept = [1 if i in axes else d for i, d in enumerate(shape)]
+    if drop_leading:
+        while kept and kept[0] == 1:
+            kept.pop(0)
+    return tuple(kept)
+
+
+def _draw_affine(draw, shape, axes, dtype, role: str, per_feature: bool):
+    if per_feature or draw(_BOOLS):
+        rng = np.random.default_rng(draw(_SEEDS))
+        fshape = _feature_shape(shape, axes, draw(_BOOLS))
+        if role == "scale":
+            v = rng.choice([-1.0, 1.0], fshape) * np.exp(rng.uniform(math.log(0.1), math.log(10.0), fshape))
+        else:
+            v = rng.uniform(-10.0, 10.0, fshape)
+        return np.asarray(v).astype(dtype)
+    if draw(_BOOLS):
+        if role == "scale":
+            return draw(_SIGNS) * draw(_SCALE_MAGNITUDES)
+        return draw(_OFFSETS)
+    return draw(_SIMPLE[role])
+
+
+@st.composite
+def affine(draw, shape, axes, dtype="float32", *, role: str = "scale", per_feature: bool = False):
+    """``scale`` (gamma) or ``offset`` (beta): a Python float, or a per-feature array of
+    ``dtype`` with size 1 on every reduced axis (full rank, or with the leading size-1
+    axes dropped as NumPy broadcasting allows). Scale magnitudes are in [0.1, 10] with
+    either sign; offsets in [-10, 10]. Shrinks toward 1.0 (scale) or 0.0 (offset).
+    ``per_feature=True`` always gives an array with distinct values per feature."""
+    return _draw_affine(draw, shape, axes, dtype, role, per_feature)
+
+
+@_cached
+def epsilons(dtype="float32"):
+    """epsilon in (0, 1]: 1e-3 and 1e-5 first, then any float from max(1e-12, the dtype's
+    smallest normal number) up to 1 (1e-12 is the smallest epsilon in common use; below the
+    smallest normal TF on CPU flushes epsilon to zero)."""
+    lo = max(1e-12, float(finfo(dtype).tiny))
+    return st.one_of(st.sampled_from(FAVOURED_EPSILONS), st.floats(lo, 1.0))
+
+
+@_cached
+def default_shapes(min_axes: int = 1, axes_sets=None):
+    """``bn_cases``' shapes: rank ``min_axes..5`` (sides 1..6), or one long axis (rank 2).
+    With ``axes_sets`` (a subject's ``bn_axes``) only ranks at which the subject expresses an
+    axis set of at least ``min_axes`` axes are drawn, by construction rather than by
+    rejection (Keras' BatchNormalization has none at rank 1, and none with two reduced
+    axes below rank 3: rejecting those shapes one by one trips Hypothesis' filter health
+    check, on top of the float16 safe-domain rejections)."""
+    if axes_sets is None:
+        return st.one_of(shapes(min_dims=min_axes), long_shapes())
+    ranks = [r for r in range(max(min_axes, 1), 6) if any(len(a) >= min_axes for a in axes_sets(r))]
+    if not ranks:
+        raise ValueError(f"axes_sets expresses no axis set of {min_axes} or more axes at ranks 1..5")
+    small = shapes(min_dims=ranks[0], max_dims=ranks[-1])
+    if len(ranks) < ranks[-1] - ranks[0] + 1:  # gaps: reject the ranks in between
+        small = small.filter(lambda s: len(s) in ranks)
+    return st.one_of(small, long_shapes()) if 2 in ranks else small
+
+
+@_cached
+@st.composite
+def bn_cases(
+    draw,
+    *,
+    dtypes=("float32",),
+    min_axes: int = 1,
+    shape_strategy=None,
+    regime_strategy=None,
+    epsilon_strategy=None,
+    training=True,
+    safe_domain: bool = True,
+    axes_sets=None,
+):
+    """A whole call: dtype, shape, reduced axes, data, scale, offset, epsilon.
+
+    Shapes are mostly small (rank 1..5, sides 1..6); sometimes one long axis
+    (N up to 4096) for the large-reduction regime. ``axes_sets(ndim)``, if given, lists
+    the axis sets to draw from (a subject's ``bn_axes``). With ``safe_domain`` (the default)
+    only inputs inside the error model's domain are kept (``tolerance.in_safe_domain``:
+    no intermediate of a correct evaluation order overflows the dtype).
+    """
+    dtype = np.dtype(draw(_sampled(tuple(dtypes))))
+    if shape_strategy is None:
+        shape_strategy = default_shapes(min_axes, axes_sets)
+    shape = draw(_min_rank(shape_strategy, min_axes))
+    if axes_sets is None:
+        axes = draw(reduced_axes(len(shape), min_size=min_axes))
+    else:  # the subject can express only some axis sets
+        allowed = tuple(tuple(a) for a in axes_sets(len(shape)) if len(a) >= min_axes)
+        assume(allowed)
+        axes = draw(_sampled(allowed))
+    x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy))
+    case = BNCase(
+        x=x,
+        axes=axes,
+        scale=_draw_affine(draw, shape, axes, dtype, "scale", False),
+        offset=_draw_affine(draw, shape, axes, dtype, "offset", False),
+        epsilon=draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy),
+        training=training,
+        regime=regime,
+        seed=seed,
+    )
+    if safe_domain:
+        assume_safe(case)
+    return case
+
+
+def assume_safe(case: BNCase) -> None:
+    """Reject (``hypothesis.assume``) a case outside the error model's domain; properties call
+    it on the transformed inputs they build (shifted, scaled, made constant)."""
+    assume(in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon))
+
+
+def replace(case: BNCase, **changes) -> BNCase:
+    """``case`` with some fields changed (a transformed input for a metamorphic law)."""
+    return dataclasses.replace(case, **changes)
+
+
+def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs) -> BNCase:
+    """Draw a ``bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)`` inside a
+    test that got ``data=st.data()`` (subject and dtype come from pytest parametrization, so
+    they cannot be known at decoration time). ``strategy`` replaces ``bn_cases`` entirely.
+    Counts the example for the report."""
+    if strategy is None:
+        strategy = bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets if subject is not None else None, **kwargs)
+    case = data.draw(strategy, label=label)
+    count_example()
+    return case
+
+
+@_cached
+def square_shapes(*, min_dims: int = 2, max_dims: int = 4):
+    """Shapes whose axes all have the same length (2..5): a transposed or mis-broadcast
+    per-feature parameter has the right size and only its values can betray it."""
+    return st.tuples(st.integers(2, 5), st.integers(min_dims, max_dims)).map(lambda t: (t[0],) * t[1])
+
+
+@_cached
+def spread_regimes():
+    """Regimes in which every slice with N >= 2 has sigma > 0 and sigma^2 is far above the
+    dtype's tiny (no constant slices, no tiny magnitudes)."""
+    return regimes(kinds=("gaussian",), spreads=(1.0, 10.0, 1e-2))
+
+
+@_cached
+@st.composite
+def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
+    """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
+    the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows."""
+    eps = draw(st.sampled_from((1e-3, 1e-2, 1e-1, 1.0)))
+    r = draw(st.sampled_from((1.0, 0.25, 4.0)))
+    loc = draw(st.sampled_from((0.0, 1.0, -3.0)))
+    regime = Regime("gaussian", loc, math.sqrt(r * eps))
+    return draw(
+        bn_cases(
+            dtypes=(dtype,),
+            shape_strategy=shapes(max_dims=3),
+            regime_strategy=st.just(regime),
+            epsilon_strategy=st.just(eps),
+            axes_sets=axes_sets,
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Edge inputs: non-finite values, single-element slices, zero-size dimensions, huge values
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoisonedCase:
+    """``case`` is ``clean`` with one element replaced by ``value`` (NaN or +-inf) at ``index``."""
+
+    case: BNCase
+    clean: BNCase
+    index: tuple[int, ...]
+    value: float
+
+    @property
+    def affected(self) -> np.ndarray:
+        """Boolean mask (x's shape) of the poisoned slice: the elements that share the
+        index's kept-axes coordinates."""
+        x = self.case.x
+        grids = np.indices(x.shape, sparse=True)
+        mask = np.ones(x.shape, dtype=bool)
+        for axis, i in enumerate(self.index):
+            if axis not in self.case.axes:
+                mask = mask & (grids[axis] == i)
+        return mask
+
+
+@_cached
+@st.composite
+def poisoned_cases(draw, dtype="float32", axes_sets=None):
+    """A safe case (small shapes) with one element set to NaN, +inf or -inf (shrinks to NaN
+    at the first element)."""
+    clean = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=5), axes_sets=axes_sets))
+    index = tuple(draw(st.integers(0, d - 1)) for d in clean.x.shape)
+    value = draw(st.sampled_from((math.nan, math.inf, -math.inf)))
+    x = clean.x.copy()
+    x[index] = value
+    return PoisonedCase(replace(clean, x=x), clean, index, value)
+
+
+def _kept_only(case: BNCase, index) -> BNCase:
+    """``case`` restricted to ``x[index]`` (a tuple of slices), with per-feature scale and
+    offset restricted the same way on the axes where they are not broadcast."""
+
+    def cut(p):
+        if not isinstance(p, np.ndarray) or p.ndim == 0:
+            return p
+        lead = case.x.ndim - p.ndim
+        return p[tuple(s if p.shape[i] > 1 else slice(None) for i, s in enumerate(index[lead:]))].copy()
+
+    return replace(case, x=case.x[index].copy(), scale=cut(case.scale), offset=cut(case.offset))
+
+
+@_cached
+def single_element_cases(dtype="float32", axes_sets=None):
+    """Cases whose reduced axes all have size 1 (N = 1): the first element along each."""
+
+    def one(case):
+        return _kept_only(case, tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim)))
+
+    def safe(case):  # sigma^2 = 0 now: inv = 1/sqrt(eps) may push the products out of the domain
+        return in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon)
+
+    return bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4), axes_sets=axes_sets).map(one).filter(safe)
+
+
+@_cached
+@st.composite
+def zero_size_cases(draw, dtype="float32", axes_sets=None):
+    """Cases with one dimension of size 0, reduced (N = 0) or kept (no slices); shapes
+    otherwise small. scale/offset per feature are cut to match."""
+    case = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=4), axes_sets=axes_sets))
+    axis = draw(st.integers(0, case.x.ndim - 1))
+    return _kept_only(case, tuple(slice(0, 0) if a == axis else slice(None) for a in range(case.x.ndim)))
+
+
+def _scaled(case: BNCase, k: int) -> BNCase:
+    """``case`` with x multiplied by 2^k (exact unless it overflows)."""
+    r = case.regime
+    with np.errstate(over="ignore"):
+        x = np.ldexp(case.x.astype(np.float64), k).astype(case.x.dtype)
+        loc, spread = (float(np.ldexp(v, k)) for v in (r.location, r.spread))
+    return replace(case, x=x, regime=Regime(r.kind, loc, spread))
+
+
+def _largest_safe_exponent(case: BNCase) -> int:
+    """The largest k >= 0 with ``case`` scaled by 2^k inside the safe domain (the model's
+    conditions are monotone in k), by bisection."""
+    x_max = float(np.max(np.abs(case.x.astype(np.float64))))
+    if x_max == 0:
+        return 0
+    lo, hi = 0, max(0, math.ceil(math.log2(float(finfo(case.x.dtype).max)) - math.log2(x_max)))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if in_safe_domain(_scaled(case, mid).x, case.axes, case.scale, case.offset, case.epsilon):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@_cached
+@st.composite
+def huge_cases(draw, dtype="float32", axes_sets=None):
+    """Cases at the edge of the documented overflow limit (``tolerance.in_safe_domain``):
+    a safe case, optionally made flat (every slice constant, so only the sum and the folded
+    products limit it and |x| gets within a few powers of two of max/N), scaled by the
+    largest power of two 2^k that keeps it safe, then backed off by 0..3 binades. Scaling
+    by 2^k is exact, so the data keep their drawn pattern."""
+    case = draw(
+        bn_cases(
+            dtypes=(dtype,),
+            shape_strategy=shapes(max_dims=4),
+            regime_strategy=regimes(kinds=("gaussian", "integers", "constant_slices")),
+            axes_sets=axes_sets,
+        )
+    )
+    if draw(st.booleans()):
+        first = case.x[tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim))]
+        case = replace(case, x=np.broadcast_to(first, case.x.shape).copy())
+    k = max(0, _largest_safe_exponent(case) - draw(st.integers(0, 3)))
+    huge = _scaled(case, k)
+    assume_safe(huge)
+    return huge

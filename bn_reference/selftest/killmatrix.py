@@ -1,0 +1,406 @@
+"""The kill matrix: which property catches which subject.
+
+Run the property suite once over many subjects (``run_suite``), read its JUnit XML back
+as ``{subject spec: {property: outcome}}`` (``parse_junit``), and draw it as a text table
+(``render``). ``tests/test_kill_matrix.py`` uses it to check that every mutant
+in ``bn_reference.selftest.mutants`` is caught and every correct variant passes; a README table or
+a benchmark can reuse the same three functions.
+
+A *property* is a test function plus its parameters other than the subject and the dtype
+(e.g. ``test_inference_returns_input[training=None]``). A subject declaring several
+dtypes runs each property once per dtype; its cell aggregates them (``failed`` if any
+dtype failed, then ``error``, then ``passed``, and ``skipped`` only if all were skipped).
+``parse_cells`` keeps the per-dtype detail: outcome, first line of the message, worst
+err/bound ratio.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from bn_reference.harness.checks import RATIO_KEY
+
+__all__ = [
+    "OUTCOMES",
+    "NO_SUBJECT",
+    "Cell",
+    "SuiteError",
+    "run_suite",
+    "parse_cells",
+    "parse_junit",
+    "aggregate",
+    "render",
+    "killers",
+    "repo_root",
+]
+
+OUTCOMES = ("failed", "error", "passed", "skipped")  # aggregation priority, first wins
+NO_SUBJECT = "(no subject)"  # tests that are not parametrized over subjects
+KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
+SYMBOLS = {"failed": "X", "error": "E", "passed": ".", "skipped": "s", None: " "}
+PARTIAL_FAIL = "x"  # failed for some of the subject's dtypes, passed for others
+
+
+class SuiteError(RuntimeError):
+    """The child pytest did not produce a usable report (usage error, crash, timeout)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One test's outcome: a (subject, property, dtype) triple."""
+
+    outcome: str
+    message: str = ""
+    ratio: float | None = None
+    seconds: float = 0.0
+
+
+def repo_root() -> Path:
+    """The checkout this module lives in (``bn_reference``'s parent directory)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _child_env(environ=None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
+    # The child picks its subjects from --bn-impl only, and must not think it is an
+    # xdist worker of the parent run.
+    for key in list(env):
+        if key == "BN_IMPL" or key.startswith("PYTEST_XDIST") or key == "PYTEST_CURRENT_TEST":
+            env.pop(key)
+    return env
+
+
+def run_suite(
+    specs,
+    profile: str = "ci",
+    extra_args=(),
+    *,
+    junit_path: str | os.PathLike | None = None,
+    workers: int | str | None = 2,
+    paths=("properties",),
+    ignore=("tests", "properties/test_seed_golden.py"),
+    root: str | os.PathLike | None = None,
+    timeout: float | None = 3600,
+) -> Path:
+    """Run the property suite once in a subprocess over ``specs`` (one ``--bn-impl`` each)
+    and return the path of its JUnit XML report.
+
+    The child runs ``sys.executable -m pytest`` in ``root`` (default: this checkout) with
+    ``--hypothesis-profile=profile``, ``-p xdist -n workers`` (``workers=None``: no xdist),
+    without ``BN_IMPL`` in its environment. Its combined stdout/stderr is written next to
+    the report (``<junit>.log``). Test failures are the point (exit status 1); any other
+    non-zero status without a report raises ``SuiteError`` with the log's tail.
+    """
+    root = Path(root) if root is not None else repo_root()
+    if junit_path is None:
+        junit_path = Path(tempfile.mkdtemp(prefix="bn-killmatrix-")) / "junit.xml"
+    junit_path = Path(junit_path).resolve()
+    junit_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = junit_path.with_name(junit_path.name + ".log")
+    cmd = [sys.executable, "-m", "pytest", *map(str, paths)]
+    cmd += [f"--ignore={p}" for p in ignore]
+    if workers is not None:
+        cmd += ["-p", "xdist", "-n", str(workers)]
+    cmd += [f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}"]
+    for spec in specs:
+        cmd += ["--bn-impl", spec]
+    cmd += list(extra_args)
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        try:
+            proc = subprocess.run(cmd, cwd=root, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SuiteError(f"property suite timed out after {timeout} s; log: {log_path}\n{_tail(log_path)}") from None
+        log.write(f"\n[bn-killmatrix] exit status {proc.returncode} after {time.monotonic() - started:.1f} s\n")
+    # 0: all passed, 1: some failed; anything else (interrupted, internal/usage error,
+    # nothing collected) means there is no matrix to read.
+    if proc.returncode not in (0, 1) or not junit_path.exists():
+        raise SuiteError(
+            f"property suite exited with status {proc.returncode}; log: {log_path}\n{_tail(log_path)}"
+        )
+    return junit_path
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the report
+# ---------------------------------------------------------------------------------------
+
+
+def split_id(name: str, specs) -> tuple[str, str | None, str | None]:
+    """``test_f[spec-dtype-other]`` -> (property, subject spec, dtype).
+
+    The plugin's ids are the spec, then the dtype, then any other parameters, joined by
+    ``-``. With ``specs`` known, the longest spec that the id starts with is the subject;
+    otherwise the subject is everything before the first known dtype component (or the
+    first component). Property = function name plus the remaining parameters.
+    """
+    func, sep, params = name.partition("[")
+    if not sep:
+        return func, None, None
+    params = params[:-1] if params.endswith("]") else params
+    subject = None
+    rest = params
+    for spec in sorted(specs or (), key=len, reverse=True):
+        if params == spec or params.startswith(spec + "-"):
+            subject, rest = spec, params[len(spec) + 1 :]
+            break
+    parts = rest.split("-") if rest else []
+    if subject is None and not specs:
+        comps = params.split("-")
+        cut = next((i for i, c in enumerate(comps) if c in KNOWN_DTYPES and i > 0), None)
+        if cut is not None:
+            subject, parts = "-".join(comps[:cut]), comps[cut:]
+        elif ":" in comps[0] or comps[0] in _builtin_names():
+            subject, parts = comps[0], comps[1:]
+    if subject is None:  # specs were given and none matches: not a subject test
+        return name, None, None
+    dtype = None
+    if parts and parts[0] in KNOWN_DTYPES:
+        dtype, parts = parts[0], parts[1:]
+    prop = func + (f"[{'-'.join(parts)}]" if parts else "")
+    return prop, subject, dtype
+
+
+def _builtin_names():
+    from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS
+
+    return {**BUILTINS, **LAYER_SUBJECTS}
+
+
+def _outcome(case: ET.Element) -> tuple[str, str]:
+    for tag, outcome in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        el = case.find(tag)
+        if el is not None:
+            text = el.get("message") or (el.text or "")
+            first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+            return outcome, first
+    return "passed", ""
+
+
+def parse_cells(path, specs=None) -> dict[str, dict[str, dict[str | None, Cell]]]:
+    """``{subject: {property: {dtype: Cell}}}`` from a JUnit XML report.
+
+    ``specs`` (optional) are the subject specs the suite ran with: they make splitting a
+    test id unambiguous. Tests with no subject parameter (harness self-tests, collection
+    errors) are filed under the subject ``NO_SUBJECT``, keyed by module::name.
+    """
+    root = ET.parse(path).getroot()
+    cells: dict[str, dict[str, dict[str | None, Cell]]] = {}
+    for case in root.iter("testcase"):
+        name = case.get("name", "")
+        classname = case.get("classname", "")
+        prop, subject, dtype = split_id(name, specs)
+        if subject is None:
+            subject, prop = NO_SUBJECT, f"{classname}::{name}" if classname else name
+        outcome, message = _outcome(case)
+        ratio = None
+        for p in case.iter("property"):
+            if p.get("name") == RATIO_KEY:
+                try:
+                    ratio = float(p.get("value"))
+                except (TypeError, ValueError):
+                    pass
+        try:
+            seconds = float(case.get("time", 0.0))
+        except ValueError:
+            seconds = 0.0
+        row = cells.setdefault(subject, {}).setdefault(prop, {})
+        previous = row.get(dtype)
+        cell = Cell(outcome, message, ratio, seconds)
+        # A test reported twice (an error in teardown after a pass) keeps the worse outcome.
+        if previous is None or OUTCOMES.index(outcome) < OUTCOMES.index(previous.outcome):
+            row[dtype] = cell
+    return cells
+
+
+def aggregate(outcomes) -> str:
+    """One outcome for several dtypes: failed > error > passed > skipped."""
+    outcomes = list(outcomes)
+    for o in OUTCOMES:
+        if o in outcomes:
+            return o
+    return "skipped"
+
+
+def parse_junit(path, specs=None) -> dict[str, dict[str, str]]:
+    """The kill matrix ``{subject spec: {property: outcome}}`` of a JUnit XML report, with
+    outcome one of ``failed``, ``error``, ``passed``, ``skipped`` (aggregated over dtypes)."""
+    return {
+        subject: {prop: aggregate(c.outcome for c in by_dtype.values()) for prop, by_dtype in row.items()}
+        for subject, row in parse_cells(path, specs).items()
+    }
+
+
+def killers(row: dict[str, str]) -> list[str]:
+    """The properties that fail a subject (its row of the matrix)."""
+    return [p for p, o in row.items() if o == "failed"]
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing it
+# ---------------------------------------------------------------------------------------
+
+
+def _short(spec: str) -> str:
+    return spec.split(":", 1)[1] if ":" in spec else spec
+
+
+def _prop_label(prop: str) -> str:
+    return prop[5:] if prop.startswith("test_") else prop
+
+
+def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
+    """The matrix as a plain-text table: one row per subject, one numbered column per
+    property (legend below).
+
+    ``X`` failed (the property catches the subject), ``x`` failed for some of its dtypes
+    only (needs ``cells`` from ``parse_cells``), ``.`` passed, ``s`` skipped, ``E`` error,
+    blank: not run. ``expect`` maps a spec to ``"mutant"`` or ``"correct"`` and adds a
+    verdict column: ``killed``/``SURVIVED`` for mutants, ``ok``/``FALSE ALARM`` for correct
+    variants. Subjects without a subject parameter (``NO_SUBJECT``) are listed below the table.
+    """
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    expect = dict(expect or {})
+    subjects = [s for s in matrix if s != NO_SUBJECT]
+    order = {"mutant": 0, "correct": 1}
+    subjects.sort(key=lambda s: (order.get(expect.get(s), 2), list(expect).index(s) if s in expect else 0, s))
+    props = sorted({p for s in subjects for p in matrix[s]})
+    table = Table(box=box.ASCII, show_lines=False, pad_edge=False)
+    table.add_column("subject", no_wrap=True)
+    for i, _ in enumerate(props, 1):
+        table.add_column(str(i), justify="center", no_wrap=True)
+    table.add_column("kills", justify="right")
+    if expect:
+        table.add_column("verdict", no_wrap=True)
+    for s in subjects:
+        row = matrix[s]
+        marks = []
+        for p in props:
+            o = row.get(p)
+            mark = SYMBOLS.get(o, "?")
+            if o == "failed" and cells is not None:
+                by_dtype = cells.get(s, {}).get(p, {})
+                if any(c.outcome == "passed" for c in by_dtype.values()):
+                    mark = PARTIAL_FAIL
+            marks.append(mark)
+        n = len(killers(row))
+        extra = [str(n)]
+        if expect:
+            kind = expect.get(s)
+            if kind == "mutant":
+                extra.append("killed" if n else "SURVIVED")
+            elif kind == "correct":
+                extra.append("FALSE ALARM" if n or "error" in row.values() else "ok")
+            else:
+                extra.append("")
+        label = _short(s) + ("  (correct)" if expect.get(s) == "correct" else "")
+        table.add_row(*(Text(c) for c in (label, *marks, *extra)))
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, force_terminal=False, legacy_windows=False)
+    console.print(table)
+    lines = [out.getvalue().rstrip("\n"), ""]
+    lines.append("X failed (caught)  x failed for some dtypes  . passed  s skipped  E error")
+    for i, p in enumerate(props, 1):
+        lines.append(f"{i:>3}  {_prop_label(p)}")
+    other = matrix.get(NO_SUBJECT)
+    if other:
+        bad = {p: o for p, o in other.items() if o in ("failed", "error")}
+        lines.append("")
+        lines.append(f"tests without a subject: {len(other)} ({len(bad)} failed or errored)")
+        for p, o in sorted(bad.items()):
+            lines.append(f"  {o}: {p}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# The README's "what each property catches" table
+# ---------------------------------------------------------------------------------------
+
+README_START = "<!-- kill-matrix:start -->"
+README_END = "<!-- kill-matrix:end -->"
+
+
+def catches(matrix, mutant_specs) -> dict[str, list[str]]:
+    """``{property: [mutant names it fails]}`` for every property in the matrix."""
+    props = sorted({p for s in matrix if s != NO_SUBJECT for p in matrix[s]})
+    return {p: [_short(s) for s in mutant_specs if matrix.get(s, {}).get(p) == "failed"] for p in props}
+
+
+def markdown_catches(matrix, mutant_specs, profile: str) -> str:
+    """The Markdown table for the README (between ``README_START`` and ``README_END``)."""
+    lines = [
+        README_START,
+        f"| property | mutants it catches (`bn_reference/selftest/mutants.py`, profile `{profile}`) |",
+        "|---|---|",
+    ]
+    for prop, names in catches(matrix, mutant_specs).items():
+        lines.append(f"| `{prop}` | {', '.join(f'`{n}`' for n in names) or '-'} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def readme_claims(readme_text: str) -> dict[str, set[str]]:
+    """Parse the README table back into ``{property: {mutant names}}``."""
+    start, end = readme_text.index(README_START), readme_text.index(README_END)
+    claims = {}
+    for line in readme_text[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            claims[cells[0].strip("`")] = {n.strip().strip("`") for n in cells[1].split(",") if n.strip() not in ("", "-")}
+    return claims
+
+
+def main(argv=None) -> int:
+    """``python -m bn_reference.selftest.killmatrix [--readme]``: run the suite over the mutant
+    catalogue, print the matrix, and with ``--readme`` rewrite the README table."""
+    import argparse
+
+    from bn_reference.selftest import mutants
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's table from this run")
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=None, help="--hypothesis-seed for the run (with a non-derandomized profile)")
+    args = parser.parse_args(argv)
+    wrong, right = mutants.specs(mutants.MUTANTS), mutants.specs(mutants.CORRECT)
+    extra = () if args.seed is None else (f"--hypothesis-seed={args.seed}",)
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = run_suite(wrong + right, args.profile, extra, junit_path=Path(tmp) / "junit.xml", root=repo_root())
+        matrix = parse_junit(junit, wrong + right)
+        expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
+        print(render(matrix, expect=expect, cells=parse_cells(junit, wrong + right)))
+    survivors = [s for s in wrong if not killers(matrix.get(s, {}))]
+    false_alarms = [s for s in right if killers(matrix.get(s, {}))]
+    print(f"survivors: {survivors or 'none'}; false alarms: {false_alarms or 'none'}")
+    if args.readme:
+        readme = repo_root() / "docs" / "properties.md"
+        text = readme.read_text()
+        start, end = text.index(README_START), text.index(README_END) + len(README_END)
+        readme.write_text(text[:start] + markdown_catches(matrix, wrong, args.profile) + text[end:])
+        print(f"rewrote the table in {readme}")
+    return 1 if survivors or false_alarms else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

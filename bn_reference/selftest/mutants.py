@@ -1,0 +1,531 @@
+"""Deliberately wrong subjects (mutants) and correct-but-different ones, to test the tests.
+
+Every function here follows the subject contract (``bn_reference.subjects``)::
+
+    f(x, *, axes, scale, offset, epsilon, training) -> ndarray (same shape and dtype as x)
+
+and is loadable as ``--bn-impl bn_reference.selftest.mutants:NAME``. ``MUTANTS`` names the wrong
+ones: the property suite must fail each of them at least once. ``CORRECT`` names
+implementations that differ from the reference in algorithm or rounding only: the suite
+must pass every one of them (a failure is a false alarm, i.e. an error model or a
+property that is too strict). ``tests/test_kill_matrix.py`` checks both.
+
+Most subjects share one NumPy skeleton, ``_numpy_bn``: validate, gate on ``training``,
+compute the moments with a pluggable ``moments(x, axes) -> (mu, var)`` (keepdims), then a
+pluggable ``normalize(x, mu, var, gamma, beta, eps)``, all in a chosen compute dtype, and
+cast back to ``x.dtype``. A mutant is one wrong step plugged into that skeleton; the
+others (TensorFlow, Keras) are spelled out because their bug lives in the API call.
+
+Dtypes (``bn_dtypes``, via ``subjects.supports``): the correct variants declare every
+dtype they handle, since a false alarm may hide in one dtype only. Mutants on the NumPy
+skeleton declare float32 and float64 (the skeleton's arithmetic in either); mutants whose
+bug is a dtype (float16 moments, float64 output, naive float32 variance) or a TF API call
+keep the float32 default: their bug does not depend on the dtype, and each extra dtype
+costs the meta-test a full pass of the suite for that subject.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from bn_reference.subjects import check_call, supports
+from bn_reference.mathematics.validation import check_x, normalize_axes
+
+__all__ = ["MUTANTS", "CORRECT", "specs"]
+
+ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+FULL = ("float32", "float64")  # the NumPy skeleton computing in x.dtype
+# Mutants are checked in float32 only: each seeds one algorithmic bug, which float64 would
+# show the same way, and running them in float64 too cost ~30% of the kill-matrix time.
+MUTANT_DTYPES = ("float32",)
+
+
+# --------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------
+
+
+_validate = check_call  # the contract's argument checks, shared with the built-ins
+
+
+def _param(v, dtype) -> np.ndarray:
+    """scale/offset as an array of the compute dtype (a 0-d array for a Python float)."""
+    return np.asarray(np.asarray(v, dtype=np.float64), dtype=dtype)
+
+
+# moments(x, axes) -> (mu, var), keepdims, in x's dtype -----------------------------------
+
+
+def _two_pass(x, axes):
+    """mean, then the mean of squared deviations from it (biased): the reference algorithm."""
+    mu = x.mean(axis=axes, keepdims=True)
+    return mu, np.square(x - mu).mean(axis=axes, keepdims=True)
+
+
+def _two_pass_ddof1(x, axes):
+    n = int(np.prod([x.shape[a] for a in axes]))
+    mu = x.mean(axis=axes, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mu, np.square(x - mu).sum(axis=axes, keepdims=True) / x.dtype.type(n - 1)
+
+
+def _complement(axes, ndim):
+    return tuple(a for a in range(ndim) if a not in axes)
+
+
+def _complement_moments(x, axes):
+    return _two_pass(x, _complement(axes, x.ndim))
+
+
+def _first_axis_moments(x, axes):
+    return _two_pass(x, tuple(axes[:1]))
+
+
+def _float16_moments(x, axes):
+    mu, var = _two_pass(x.astype(np.float16), axes)
+    return mu.astype(x.dtype), var.astype(x.dtype)
+
+
+def _naive_one_pass(x, axes):
+    mu = x.mean(axis=axes, keepdims=True)
+    return mu, np.square(x).mean(axis=axes, keepdims=True) - np.square(mu)
+
+
+def _global_mean_moments(x, axes):
+    mu = x.mean(keepdims=True)  # over every element, not per slice
+    return mu, np.square(x - mu).mean(axis=axes, keepdims=True)
+
+
+def _first_of_slice(x, axes):
+    """K: the first element of each slice (index 0 on every reduced axis), keepdims."""
+    index = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+    return x[index]
+
+
+def _shifted_one_pass(x, axes):
+    """One pass over d = x - K (K a sample of the slice): var = E[d^2] - E[d]^2, mu = K + E[d].
+    Shifting by a sample keeps E[d]^2 within the spread, so there is no catastrophic
+    cancellation (unlike the naive E[x^2] - E[x]^2)."""
+    k = _first_of_slice(x, axes)
+    d = x - k
+    m1 = d.mean(axis=axes, keepdims=True)
+    m2 = np.square(d).mean(axis=axes, keepdims=True)
+    return k + m1, np.maximum(m2 - np.square(m1), x.dtype.type(0))
+
+
+def _welford(x, axes):
+    """Welford's streaming update over the elements of each slice (all slices at once)."""
+    n = int(np.prod([x.shape[a] for a in axes]))
+    rows = int(np.prod([d for a, d in enumerate(x.shape) if a not in axes]))  # not -1: N may be 0
+    flat = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim))).reshape(rows, n)
+    mean = np.zeros(flat.shape[0], dtype=x.dtype)
+    m2 = np.zeros(flat.shape[0], dtype=x.dtype)
+    for i in range(n):
+        v = flat[:, i]
+        delta = v - mean
+        mean = mean + delta / x.dtype.type(i + 1)
+        m2 = m2 + delta * (v - mean)
+    keep_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim))
+    with np.errstate(invalid="ignore"):  # N = 0: 0/0, moments of nothing
+        return mean.reshape(keep_shape), (m2 / x.dtype.type(n)).reshape(keep_shape)
+
+
+def _in_float64(moments):
+    """Moments computed in float64 and returned in x's dtype (keepdims)."""
+
+    def wrapped(x, axes):
+        mu, var = moments(x.astype(np.float64), axes)
+        return mu.astype(x.dtype), var.astype(x.dtype)
+
+    return wrapped
+
+
+# normalize(x, mu, var, gamma, beta, eps) in the compute dtype ----------------------------
+
+
+def _standard(x, mu, var, gamma, beta, eps):
+    """((x - mu) / sqrt(var + eps)) * gamma + beta."""
+    return (x - mu) / np.sqrt(var + eps) * gamma + beta
+
+
+def _folded(x, mu, var, gamma, beta, eps):
+    """tf.nn.batch_normalization's form: inv = rsqrt(var + eps) * gamma;
+    y = x * inv + (beta - mu * inv)."""
+    inv = x.dtype.type(1) / np.sqrt(var + eps) * gamma
+    return x * inv + (beta - mu * inv)
+
+
+# The skeleton ----------------------------------------------------------------------------
+
+
+def _compute(x, axes, scale, offset, epsilon, *, moments=_two_pass, normalize=_standard, dtype=None, out=None):
+    """Normalize ``x`` (already validated) in ``dtype`` (default x.dtype); cast to ``out``
+    (default x.dtype)."""
+    ct = np.dtype(dtype) if dtype is not None else x.dtype
+    xc = x.astype(ct)
+    mu, var = moments(xc, axes)
+    y = normalize(xc, mu, var, _param(scale, ct), _param(offset, ct), ct.type(epsilon))
+    return np.asarray(y).astype(out if out is not None else x.dtype)
+
+
+def _numpy_bn(x, axes, scale, offset, epsilon, training, **steps):
+    """Validate, return a copy of x unless training, else ``_compute`` with ``steps``."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    return _compute(x, axes, scale, offset, epsilon, **steps)
+
+
+def _moments_attr(moments):
+    """A subject's ``moments(x, *, axes)`` attribute from a skeleton moments step."""
+
+    def attr(x, *, axes):
+        return moments(x, tuple(sorted(axes)))
+
+    attr.__doc__ = moments.__doc__
+    return attr
+
+
+def _tf():
+    from bn_reference.subjects._tf import tf
+
+    return tf
+
+
+def _tf_bn(x, axes, scale, offset, epsilon, training, *, keepdims=True):
+    """``tf.nn.moments`` + ``tf.nn.batch_normalization`` (what the built-in ``tf_nn`` does),
+    with the knobs the TF mutants turn: ``keepdims``, and the order of scale and offset."""
+    tf = _tf()
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    t = tf.constant(x)
+    mean, var = tf.nn.moments(t, list(axes), keepdims=keepdims)
+    return tf.nn.batch_normalization(t, mean, var, _tf_param(offset, x.dtype), _tf_param(scale, x.dtype), epsilon).numpy()
+
+
+def _tf_param(v, dtype):
+    return _tf().constant(np.asarray(v, dtype=np.float64).astype(dtype))
+
+
+# --------------------------------------------------------------------------------------
+# Mutants: each has exactly one bug, named in its docstring
+# --------------------------------------------------------------------------------------
+
+
+@supports(*MUTANT_DTYPES)
+def epsilon_outside_sqrt(x, *, axes, scale, offset, epsilon, training):
+    """BUG: epsilon added outside the square root: (x - mu) / (sqrt(var) + eps)."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: (x - mu) / (np.sqrt(var) + eps) * g + b,
+    )
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_two_pass_ddof1))
+def bessel_variance(x, *, axes, scale, offset, epsilon, training):
+    """BUG: Bessel-corrected (unbiased, ddof=1) variance instead of the biased one
+    (and NaN/inf for N = 1)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_two_pass_ddof1)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_complement_moments))
+def complement_axes(x, *, axes, scale, offset, epsilon, training):
+    """BUG: moments over the complement of ``axes`` (axes read as the kept/feature axes,
+    as in Keras' BatchNormalization(axis=...))."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_complement_moments)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_first_axis_moments))
+def first_axis_only(x, *, axes, scale, offset, epsilon, training):
+    """BUG: moments over ``axes[:1]`` only (the other reduced axes are ignored)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_first_axis_moments)
+
+
+@supports(*MUTANT_DTYPES)
+def offset_before_scale(x, *, axes, scale, offset, epsilon, training):
+    """BUG: offset applied before the scale: (x_hat + beta) * gamma."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: ((x - mu) / np.sqrt(var + eps) + b) * g,
+    )
+
+
+@supports(*MUTANT_DTYPES)
+def training_ignored(x, *, axes, scale, offset, epsilon, training):
+    """BUG: ignores ``training``: always normalizes (inference must return x)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, True)
+
+
+@functools.cache
+def _seed_cond_layer():
+    """The seed's layer with its original ``call``: ``tf.cond(training, ...)`` as written."""
+    from bn_reference.subjects.seed_notebook import SeedBatchNorm
+
+    tf = _tf()
+
+    class SeedCondBatchNorm(SeedBatchNorm):
+        def call(self, inputs, training=None):
+            return tf.cond(training, lambda: self.batch_norm_fn(inputs), lambda: inputs)
+
+    return SeedCondBatchNorm
+
+
+@supports("float32")
+def seed_tf_cond(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the seed notebook's ``tf.cond(training, bn, identity)`` on a Python value:
+    right for True/False, but ``training=None`` (what Keras passes when nobody sets it)
+    cannot become a tensor and raises on current TF."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    layer = _seed_cond_layer()(scale=scale, offset=offset, axes=axes, epsilon=epsilon, dtype=x.dtype.name)
+    return np.asarray(layer(x, training=training))
+
+
+@supports("float32", moments=_moments_attr(_float16_moments))
+def float16_moments(x, *, axes, scale, offset, epsilon, training):
+    """BUG: mean and variance computed in float16 (x rounded to 11 bits first), the rest
+    in float32."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_float16_moments)
+
+
+@supports("float32", moments=_moments_attr(_naive_one_pass))
+def naive_one_pass_variance(x, *, axes, scale, offset, epsilon, training):
+    """BUG: naive one-pass variance E[x^2] - E[x]^2 in float32: catastrophic cancellation
+    when |mu| >> sigma (and a negative variance, hence NaN, on constant slices)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_naive_one_pass)
+
+
+@supports("float32")
+def squeezed_moments(x, *, axes, scale, offset, epsilon, training):
+    """BUG: ``tf.nn.moments`` with its default ``keepdims=False``: the squeezed moments
+    broadcast against x from the right, which is only right when the reduced axes are the
+    leading ones (otherwise a shape error, or silently the wrong slices on equal sides)."""
+    return _tf_bn(x, axes, scale, offset, epsilon, training, keepdims=False)
+
+
+@supports(*MUTANT_DTYPES)
+def variance_without_sqrt(x, *, axes, scale, offset, epsilon, training):
+    """BUG: divides by the variance instead of the standard deviation: (x - mu) / (var + eps)."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: (x - mu) / (var + eps) * g + b,
+    )
+
+
+@supports(*MUTANT_DTYPES)
+def modifies_input(x, *, axes, scale, offset, epsilon, training):
+    """BUG: normalizes x in place (right values, but the caller's x is overwritten)."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    mu, var = _two_pass(x, axes)
+    x -= mu
+    x /= np.sqrt(var + x.dtype.type(epsilon))
+    x *= _param(scale, x.dtype)
+    x += _param(offset, x.dtype)
+    return x
+
+
+@supports("float32")
+def float64_output(x, *, axes, scale, offset, epsilon, training):
+    """BUG: computes in float64 and returns float64 for a float32 input (values are right,
+    the dtype is not)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64, out=np.float64)
+
+
+@supports(*MUTANT_DTYPES)
+def epsilon_ignored(x, *, axes, scale, offset, epsilon, training):
+    """BUG: epsilon dropped: (x - mu) / sqrt(var) (NaN on constant slices)."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: (x - mu) / np.sqrt(var) * g + b,
+    )
+
+
+@supports(*MUTANT_DTYPES)
+def inverse_scale(x, *, axes, scale, offset, epsilon, training):
+    """BUG: divides by the scale: x_hat / gamma + beta."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: (x - mu) / np.sqrt(var + eps) / g + b,
+    )
+
+
+@supports("float32")
+def scale_offset_swapped(x, *, axes, scale, offset, epsilon, training):
+    """BUG: ``tf.nn.batch_normalization(x, mean, var, scale, offset, eps)``: its signature is
+    ``(x, mean, variance, offset, scale, variance_epsilon)``, so gamma and beta trade places."""
+    return _tf_bn(x, axes, offset, scale, epsilon, training)  # the swap, as the bug writes it
+
+
+@supports(*MUTANT_DTYPES)
+def mean_not_subtracted(x, *, axes, scale, offset, epsilon, training):
+    """BUG: forgets to centre: x / sqrt(var + eps) * gamma + beta."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: x / np.sqrt(var + eps) * g + b,
+    )
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_global_mean_moments))
+def global_mean(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the mean is taken over all elements (one global mean), the variance about it
+    over the reduced axes: right only when every slice has the same mean."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_global_mean_moments)
+
+
+@supports(*MUTANT_DTYPES)
+def inverted_training(x, *, axes, scale, offset, epsilon, training):
+    """BUG: inverted flag: returns x when ``training`` is True, normalizes otherwise."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training is not True)
+
+
+@supports(*MUTANT_DTYPES)
+def none_means_training(x, *, axes, scale, offset, epsilon, training):
+    """BUG: ``training=None`` treated as True (``if training is not False``): Keras passes
+    None in inference, so the layer normalizes with batch statistics at predict time."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training is not False)
+
+
+@supports(*MUTANT_DTYPES)
+def variance_floor(x, *, axes, scale, offset, epsilon, training):
+    """BUG: clamps instead of adding: (x - mu) / sqrt(max(var, eps)) (right only when
+    var >> eps or var = 0)."""
+    return _numpy_bn(
+        x, axes, scale, offset, epsilon, training,
+        normalize=lambda x, mu, var, g, b, eps: (x - mu) / np.sqrt(np.maximum(var, eps)) * g + b,
+    )
+
+
+# Mutants written for the edge-input properties (properties/test_edge_inputs.py) ----------
+
+
+def _nan_ignoring_moments(x, axes):
+    """np.nanmean / mean of squared deviations ignoring NaN: a NaN element is skipped."""
+    mu = np.nanmean(x, axis=axes, keepdims=True)
+    return mu, np.nanmean(np.square(x - mu), axis=axes, keepdims=True)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_nan_ignoring_moments))
+def nan_ignoring(x, *, axes, scale, offset, epsilon, training):
+    """BUG: moments with np.nanmean (NaN "handled" by skipping it): the rest of a NaN's slice
+    comes out finite, normalized with moments the data did not have."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_nan_ignoring_moments)
+
+
+def _rescaled_by_global_max(x, axes, scale, offset, epsilon, training):
+    x, axes, epsilon, training = _validate(x, axes, scale, offset, epsilon, training)
+    if not training:
+        return x.copy()
+    # "overflow guard": divide by the power of two at the top of max|x| (exact), with
+    # eps / s^2 for eps, which leaves the mathematics unchanged -- but one global max
+    top = np.max(np.abs(x.astype(np.float64)))  # NaN or inf anywhere: so is s; empty: ValueError
+    s = float(np.ldexp(1.0, int(np.frexp(top)[1]))) if np.isfinite(top) else float(top)
+    xs = (x.astype(np.float64) / s).astype(x.dtype)
+    mu, var = _two_pass(xs, axes)
+    y = _standard(xs, mu, var, _param(scale, x.dtype), _param(offset, x.dtype), x.dtype.type(epsilon / s**2))
+    return np.asarray(y, dtype=x.dtype)
+
+
+@supports(*MUTANT_DTYPES)
+def rescaled_by_global_max(x, *, axes, scale, offset, epsilon, training):
+    """BUG: an overflow guard with one global scale s = 2^ceil(log2 max|x|) (x / s, eps / s^2):
+    a NaN or inf anywhere makes s NaN and poisons every slice; an empty x has no max."""
+    return _rescaled_by_global_max(x, axes, scale, offset, epsilon, training)
+
+
+def _unbiased_then_rescaled(x, axes):
+    """var = (sum d^2 / (N - 1)) * ((N - 1) / N): the biased variance via the unbiased one."""
+    mu = x.mean(axis=axes, keepdims=True)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    with np.errstate(invalid="ignore", divide="ignore"):  # N = 1: 0 / 0
+        unbiased = np.square(x - mu).sum(axis=axes, keepdims=True) / x.dtype.type(n - 1)
+        return mu, unbiased * x.dtype.type((n - 1) / n)
+
+
+@supports(*MUTANT_DTYPES, moments=_moments_attr(_unbiased_then_rescaled))
+def unbiased_then_rescaled(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the biased variance computed as (N-1)/N times the unbiased one: right for N >= 2,
+    0/0 = NaN for a single-element slice (N = 1)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_unbiased_then_rescaled)
+
+
+# --------------------------------------------------------------------------------------
+# Correct variants: different algorithm or rounding, same mathematics
+# --------------------------------------------------------------------------------------
+
+
+@supports(*ALL_DTYPES, moments=_moments_attr(_in_float64(_two_pass)))
+def float64_compute(x, *, axes, scale, offset, epsilon, training):
+    """Correct: everything in float64 (two-pass moments, plain formula), one rounding to
+    x.dtype at the end."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64)
+
+
+@supports(*FULL, moments=_moments_attr(_two_pass))
+def folded_rsqrt(x, *, axes, scale, offset, epsilon, training):
+    """Correct: TF's folded multiply-add in x.dtype: inv = rsqrt(var + eps) * gamma,
+    y = x * inv + (beta - mu * inv) (rounds x*inv and mu*inv before they cancel)."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, normalize=_folded)
+
+
+@supports(*FULL, moments=_moments_attr(_shifted_one_pass))
+def shifted_one_pass(x, *, axes, scale, offset, epsilon, training):
+    """Correct: one-pass moments shifted by K = the first element of each slice,
+    var = E[(x-K)^2] - E[x-K]^2, in x.dtype."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_shifted_one_pass)
+
+
+@supports(*FULL, moments=_moments_attr(_welford))
+def welford(x, *, axes, scale, offset, epsilon, training):
+    """Correct: Welford's streaming mean/variance (element by element along the slice),
+    in x.dtype."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_welford)
+
+
+# keras_layer_norm (correct: LayerNormalization over the reduced axes, scale and offset
+# applied after) is the built-in layer adapter, listed here so the kill matrix checks it.
+from bn_reference.subjects.keras_layers import keras_layer_norm  # noqa: E402
+
+
+MUTANTS = [
+    "epsilon_outside_sqrt",
+    "bessel_variance",
+    "complement_axes",
+    "first_axis_only",
+    "offset_before_scale",
+    "training_ignored",
+    "seed_tf_cond",
+    "float16_moments",
+    "naive_one_pass_variance",
+    "squeezed_moments",
+    "variance_without_sqrt",
+    "modifies_input",
+    "float64_output",
+    "epsilon_ignored",
+    "inverse_scale",
+    "scale_offset_swapped",
+    "mean_not_subtracted",
+    "global_mean",
+    "inverted_training",
+    "none_means_training",
+    "variance_floor",
+    "nan_ignoring",
+    "rescaled_by_global_max",
+    "unbiased_then_rescaled",
+]
+
+CORRECT = [
+    "float64_compute",
+    "folded_rsqrt",
+    "shifted_one_pass",
+    "welford",
+    "keras_layer_norm",
+]
+
+
+def specs(names) -> list[str]:
+    """``--bn-impl`` specs for names in this module."""
+    return [f"{__name__}:{n}" for n in names]

@@ -1,0 +1,440 @@
+"""The real layers as subjects: Keras 3 normalization layers and TF's fused kernel.
+
+Each adapter follows the subject contract (``bn_reference.subjects``)::
+
+    f(x, *, axes, scale, offset, epsilon, training) -> ndarray (same shape and dtype as x)
+
+and is registered in ``subjects.LAYER_SUBJECTS``: not a default subject, checked with
+``--bn-impl NAME`` (``tox -e layers`` runs them all). What each layer can express decides
+its ``bn_axes``; the strategies then draw only those reduced-axis sets.
+
+=====================  ===============================================  ====================
+subject                reduced axes it expresses (``bn_axes``)           dtypes
+=====================  ===============================================  ====================
+keras_batch_norm       every axis but one (rank >= 2)                    all four
+keras_layer_norm       any non-empty set                                 all four
+keras_group_norm       every axis but 0 (rank >= 2); every axis but 0    all four
+                       and one channel axis k (rank >= 3)
+fused_batch_norm       any non-empty set (x rearranged to N, H, W, C)    float32, float16,
+fused_batch_norm_nchw                                                    bfloat16
+=====================  ===============================================  ====================
+
+Measured on TF 2.21 / Keras 3.15, CPU (``properties/test_layers.py`` checks each fact):
+
+* ``keras.layers.BatchNormalization(axis=...)`` takes ONE int, the KEPT (feature) axis
+  (``self.axis = int(axis)``: a list raises ``TypeError``); it reduces over every other
+  axis. It computes in ``result_type(x.dtype, float32)`` (float16/bfloat16 in float32),
+  with ``tf.nn.moments`` and the folded ``tf.nn.batch_normalization``; gamma, beta and
+  the moving statistics are variables of the layer's dtype. With ``training`` False or
+  None it normalizes with its MOVING statistics (initially mean 0, variance 1):
+  ``y = x / sqrt(1 + eps) * gamma + beta``, not ``x``. That is Keras' documented
+  inference mode and a knowing difference from this contract: recorded as a strict xfail
+  of ``test_inference_returns_input`` in ``bn_reference.subjects.deviations``, and checked against
+  its own law in ``properties/test_layers.py``.
+* ``keras.layers.LayerNormalization(axis=[...])`` takes the REDUCED axes (any set); its
+  gamma/beta are per ELEMENT of the reduced axes, not per feature, so the adapter builds
+  it with ``center=False, scale=False`` and applies the contract's scale and offset
+  after, in x's dtype. It has no training mode: the adapter returns ``x`` for
+  ``training`` False/None (the contract's inference).
+* ``keras.layers.GroupNormalization(groups, axis=k)`` reduces, per example (axis 0) and
+  group, over every axis but 0 and the group's channels: ``groups=1`` reduces over every
+  axis but 0; ``groups=-1`` (one group per channel, instance norm) over every axis but 0
+  and k. Intermediate group counts reduce over part of axis k, which no axis set names.
+  Its gamma/beta are per channel (axis k), while the contract's per-feature parameters
+  vary along axis 0 too, so the adapter uses ``center=False, scale=False`` and applies
+  scale and offset after. No training mode: ``x`` for ``training`` False/None.
+* ``tf.compat.v1.nn.fused_batch_norm`` (``FusedBatchNormV3``) is 4-D only. The adapter
+  transposes the reduced axes to the front and the kept ones to the back, and reshapes to
+  ``(N, H, W, C)``: N, H = the first two reduced axes, W = the product of the rest (1 if
+  none), C = the product of the kept axes (1 if none); NHWC, or NCHW for
+  ``fused_batch_norm_nchw``. x may be float32, float16 or bfloat16; scale, offset and the
+  returned statistics are float32 (``U``): a float16 scale is rejected ("Value for attr
+  'U' of half is not in the list of allowed values"), float64 x is rejected ('T'), and
+  bfloat16 scale has no CPU kernel. In training mode it normalizes with the BIASED batch
+  variance but RETURNS the Bessel-corrected one, ``var * n / max(n - 1, 1)`` (bit for bit
+  ``fl32(reserve_space_2 * fl32(n / (n - 1)))`` on CPU, and 0 for n = 1). Epsilon is used
+  as given: TF 2.21's Python wrapper no longer raises it to 1.001e-5 (TF 1.x did, for
+  cuDNN), and the CPU kernel normalizes with epsilon down to 1e-12 and 0.
+  The fused adapters run on the CPU (``tf.device("/CPU:0")``): these facts, and the
+  ``moments`` attribute, are the CPU kernel's.
+
+Keras layers are cached (``functools.lru_cache``) per shape-relevant key and dtype;
+every call sets the weights it uses (gamma, beta, fresh moving statistics, epsilon), so
+no state leaks from one call into the next.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from bn_reference.subjects import check_call, supports
+from bn_reference.mathematics.validation import check_x, normalize_axes
+
+__all__ = [
+    "keras_batch_norm",
+    "keras_layer_norm",
+    "keras_group_norm",
+    "fused_batch_norm",
+    "fused_batch_norm_nchw",
+    "fused_batch_statistics",
+    "fused_reserve_space",
+    "fused_moments",
+    "keras_bn_axes",
+    "keras_gn_axes",
+    "keras_bn_layer",
+    "per_feature",
+    "ALL_DTYPES",
+    "FUSED_DTYPES",
+    "FUSED_MIN_EPSILON_OLD",
+]
+
+ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+FUSED_DTYPES = ("float32", "float16", "bfloat16")
+FUSED_MIN_EPSILON_OLD = 1.001e-5  # the floor TF 1.x's fused_batch_norm wrapper applied (cuDNN's minimum)
+_CACHE = 64  # Keras layers kept per adapter
+
+
+def _keras():
+    from bn_reference.subjects._tf import keras
+
+    return keras
+
+
+def _tf():
+    from bn_reference.subjects._tf import tf
+
+    return tf
+
+
+# --------------------------------------------------------------------------------------
+# Shared pieces: kept axes, per-feature parameters, rearranging x
+# --------------------------------------------------------------------------------------
+
+
+def _kept(axes, ndim: int) -> tuple[int, ...]:
+    return tuple(a for a in range(ndim) if a not in axes)
+
+
+def _keepdims_shape(shape, axes) -> tuple[int, ...]:
+    return tuple(1 if a in axes else d for a, d in enumerate(shape))
+
+
+def per_feature(v, shape, axes, dtype) -> np.ndarray:
+    """The contract's ``scale``/``offset`` (a float, or an array with size 1 on every reduced
+    axis) as the flat vector over the kept axes, in C order (length ``prod`` of the kept
+    sides, 1 if none are kept), converted once from float64 to ``dtype``."""
+    a = np.asarray(v, dtype=np.float64)
+    a = a.reshape((1,) * (len(shape) - a.ndim) + a.shape).squeeze(axis=tuple(axes))
+    kept_shape = tuple(shape[k] for k in _kept(axes, len(shape)))
+    return np.broadcast_to(a, kept_shape).reshape(-1).astype(dtype)
+
+
+def _param(v, dtype) -> np.ndarray:
+    return np.asarray(np.asarray(v, dtype=np.float64), dtype=dtype)
+
+
+def _affine_after(x_hat: np.ndarray, scale, offset, dtype) -> np.ndarray:
+    """``x_hat * scale + offset`` in ``dtype`` (for layers whose own gamma/beta cannot hold
+    the contract's per-feature parameters)."""
+    return (x_hat.astype(dtype) * _param(scale, dtype) + _param(offset, dtype)).astype(dtype)
+
+
+def _features_last(x: np.ndarray, axes, lead):
+    """x with its reduced axes moved to the front (in order) and its kept axes to the back,
+    reshaped to ``lead(reduced sides) + (C,)``, C = product of the kept sides (1 if none).
+    Returns ``(rearranged, undo)``; ``undo(y)`` maps a result of that shape back to x's."""
+    kept = _kept(axes, x.ndim)
+    perm = tuple(axes) + kept
+    t = np.transpose(x, perm)
+    c = math.prod(x.shape[k] for k in kept)
+    inverse = np.argsort(perm)
+
+    def undo(y):
+        return np.transpose(np.asarray(y).reshape(t.shape), inverse)
+
+    return np.ascontiguousarray(t.reshape(tuple(lead([x.shape[a] for a in axes])) + (c,))), undo
+
+
+def _nhw(sides) -> tuple[int, int, int]:
+    """Reduced sides grouped into (N, H, W): the first two, and the product of the rest."""
+    return (sides[0], sides[1] if len(sides) > 1 else 1, math.prod(sides[2:]))
+
+
+# --------------------------------------------------------------------------------------
+# keras.layers.BatchNormalization
+# --------------------------------------------------------------------------------------
+
+
+def keras_bn_axes(ndim: int) -> list[tuple[int, ...]]:
+    """Every axis but one (Keras' ``axis`` is the single kept axis); none for rank 1."""
+    if ndim < 2:
+        return []
+    return [tuple(a for a in range(ndim) if a != k) for k in range(ndim)]
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def keras_bn_layer(ndim: int, axis: int, features: int, dtype: str):
+    """A built ``BatchNormalization(axis=axis, momentum=0.0, dtype=dtype)`` for rank-``ndim``
+    inputs with ``features`` entries on ``axis``. ``momentum=0`` changes nothing the layer
+    outputs in training mode, and makes its moving-statistics update ``moving = 0 * moving
+    + 1 * batch`` copy the batch moments exactly (what ``_keras_bn_moments`` reads)."""
+    keras = _keras()
+    layer = keras.layers.BatchNormalization(axis=axis, momentum=0.0, dtype=dtype)
+    shape = [1] * ndim
+    shape[axis] = features
+    layer.build(tuple(shape))
+    return layer
+
+
+def _fresh(layer, dtype, gamma=None, beta=None, epsilon=None, *, moving=True):
+    """Set gamma and beta and epsilon; with ``moving``, reset the moving statistics to Keras'
+    initial 0 and 1 (a training-mode output does not read them: skipping saves two of the
+    four variable writes, about 1 ms a call)."""
+    c = layer.moving_mean.shape[0]
+    layer.gamma.assign(np.ones(c, dtype) if gamma is None else gamma)
+    layer.beta.assign(np.zeros(c, dtype) if beta is None else beta)
+    if moving:
+        layer.moving_mean.assign(np.zeros(c, dtype))
+        layer.moving_variance.assign(np.ones(c, dtype))
+    if epsilon is not None:
+        layer.epsilon = float(epsilon)
+
+
+def _keras_bn_moments(x, *, axes):
+    """The batch moments Keras BatchNormalization computes in training mode, read back from
+    its moving statistics after one call with ``momentum=0`` (an exact copy; in the layer's
+    variable dtype, i.e. x's). Axis sets with more than one kept axis are reached by
+    flattening the kept axes into Keras' one feature axis (the reduction is the same)."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    kept = _kept(axes, x.ndim)
+    if len(kept) == 1:
+        arranged, axis = x, kept[0]
+    else:
+        arranged, _ = _features_last(x, axes, tuple)
+        axis = arranged.ndim - 1
+    layer = keras_bn_layer(arranged.ndim, axis, arranged.shape[axis], x.dtype.name)
+    _fresh(layer, x.dtype)
+    layer(arranged, training=True)
+    keep = _keepdims_shape(x.shape, axes)
+    return np.asarray(layer.moving_mean).reshape(keep), np.asarray(layer.moving_variance).reshape(keep)
+
+
+@supports(*ALL_DTYPES, moments=_keras_bn_moments)
+def keras_batch_norm(x, *, axes, scale, offset, epsilon, training):
+    """``keras.layers.BatchNormalization(axis=k, epsilon=epsilon, dtype=x.dtype)`` with k the
+    one kept axis (axes = every axis but k; ``bn_axes``), gamma and beta set from the
+    contract's scale and offset (per feature along k), called with ``training`` as given.
+
+    ``training=True``: batch statistics, the contract's law. ``training`` False/None:
+    Keras' inference mode with fresh moving statistics, ``x / sqrt(1 + eps) * gamma + beta``
+    (a recorded deviation from the contract's "return x"; see the module docstring).
+    """
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    kept = _kept(axes, x.ndim)
+    if len(kept) != 1:
+        raise ValueError(
+            f"keras_batch_norm: Keras BatchNormalization keeps exactly one axis (its `axis`); "
+            f"axes={axes} of a rank-{x.ndim} x keeps {kept} (see keras_batch_norm.bn_axes)"
+        )
+    k = kept[0]
+    layer = keras_bn_layer(x.ndim, k, x.shape[k], x.dtype.name)
+    gamma, beta = per_feature(scale, x.shape, axes, x.dtype), per_feature(offset, x.shape, axes, x.dtype)
+    _fresh(layer, x.dtype, gamma, beta, epsilon, moving=not train)
+    return np.asarray(layer(x, training=None if training is None else bool(training)))
+
+
+keras_batch_norm.bn_axes = keras_bn_axes
+
+
+# --------------------------------------------------------------------------------------
+# keras.layers.LayerNormalization
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _keras_ln_layer(axes: tuple[int, ...], dtype: str):
+    return _keras().layers.LayerNormalization(axis=list(axes), center=False, scale=False, dtype=dtype)
+
+
+def _keras_moments(x, *, axes):
+    """``keras.ops.moments`` (what LayerNormalization calls; float16/bfloat16 in float32
+    inside, returned in x's dtype)."""
+    mean, var = _keras().ops.moments(x, axes=list(axes), keepdims=True)
+    return np.asarray(mean), np.asarray(var)
+
+
+@supports(*ALL_DTYPES, moments=_keras_moments)
+def keras_layer_norm(x, *, axes, scale, offset, epsilon, training):
+    """``keras.layers.LayerNormalization(axis=axes, center=False, scale=False)`` (its ``axis``
+    is the reduced axes; float16/bfloat16 computed in float32 inside), built with
+    dtype=x.dtype, then * scale + offset in x.dtype. No training mode in Keras: the adapter
+    returns x for ``training`` False/None."""
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    layer = _keras_ln_layer(axes, x.dtype.name)
+    layer.epsilon = epsilon
+    return _affine_after(np.asarray(layer(x)), scale, offset, x.dtype)
+
+
+# --------------------------------------------------------------------------------------
+# keras.layers.GroupNormalization
+# --------------------------------------------------------------------------------------
+
+
+def keras_gn_axes(ndim: int) -> list[tuple[int, ...]]:
+    """``groups=1``: every axis but 0 (rank >= 2); ``groups=-1`` with channel axis k: every
+    axis but 0 and k (rank >= 3, so that something is reduced)."""
+    sets = []
+    if ndim >= 2:
+        sets.append(tuple(range(1, ndim)))
+    if ndim >= 3:
+        sets += [tuple(a for a in range(1, ndim) if a != k) for k in range(1, ndim)]
+    return sets
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _keras_gn_layer(ndim: int, groups: int, axis: int, channels: int, dtype: str):
+    keras = _keras()
+    layer = keras.layers.GroupNormalization(groups=groups, axis=axis, center=False, scale=False, dtype=dtype)
+    shape = [1] * ndim
+    shape[axis] = channels
+    layer.build(tuple(shape))
+    return layer
+
+
+def _group_norm_config(axes, ndim) -> tuple[int, int]:
+    """(groups, channel axis) for a reduced-axis set from ``keras_gn_axes``."""
+    kept = _kept(axes, ndim)
+    if kept == (0,):
+        return 1, ndim - 1
+    if len(kept) == 2 and kept[0] == 0:
+        return -1, kept[1]
+    raise ValueError(
+        f"keras_group_norm: GroupNormalization reduces over every axis but 0 (groups=1) or every "
+        f"axis but 0 and the channel axis (groups=-1); axes={axes} of a rank-{ndim} x keeps {kept} "
+        f"(see keras_group_norm.bn_axes)"
+    )
+
+
+@supports(*ALL_DTYPES)
+def keras_group_norm(x, *, axes, scale, offset, epsilon, training):
+    """``keras.layers.GroupNormalization(groups, axis=k, center=False, scale=False)``, built
+    with dtype=x.dtype: ``groups=1`` for axes = every axis but 0, ``groups=-1`` (instance
+    norm) with channel axis k for axes = every axis but 0 and k; then * scale + offset in
+    x.dtype (Keras' per-channel gamma cannot vary along axis 0 as the contract's may).
+    No training mode in Keras: the adapter returns x for ``training`` False/None."""
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    groups, k = _group_norm_config(axes, x.ndim)
+    if not train:
+        return x.copy()
+    layer = _keras_gn_layer(x.ndim, groups, k, x.shape[k], x.dtype.name)
+    layer.epsilon = epsilon
+    return _affine_after(np.asarray(layer(x)), scale, offset, x.dtype)
+
+
+keras_group_norm.bn_axes = keras_gn_axes
+
+
+# --------------------------------------------------------------------------------------
+# tf.compat.v1.nn.fused_batch_norm
+# --------------------------------------------------------------------------------------
+
+
+def _fused_input(x, axes, data_format):
+    """x as the 4-D NHWC/NCHW tensor fused_batch_norm wants, and ``undo`` back to x's layout."""
+    if data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
+    nhwc, undo = _features_last(x, axes, _nhw)
+    if data_format == "NHWC":
+        return nhwc, undo
+    return np.ascontiguousarray(np.moveaxis(nhwc, 3, 1)), lambda y: undo(np.moveaxis(np.asarray(y), 1, 3))
+
+
+def _check_fused_dtype(x):
+    if x.dtype.name not in FUSED_DTYPES:
+        raise TypeError(f"fused_batch_norm accepts x of dtype {', '.join(FUSED_DTYPES)} only, got {x.dtype}")
+
+
+def fused_batch_statistics(x, *, axes, scale=1.0, offset=0.0, epsilon=1e-3, data_format="NHWC"):
+    """One training-mode ``tf.compat.v1.nn.fused_batch_norm`` call on x rearranged as the
+    adapter does (CPU): ``(y, batch_mean, batch_variance)``, y in x's layout and dtype,
+    the statistics float32 in keepdims shape, exactly as the wrapper returns them (the
+    variance Bessel-corrected)."""
+    tf = _tf()
+    x, axes, epsilon, _ = check_call(x, axes, scale, offset, epsilon, True)
+    _check_fused_dtype(x)
+    x4, undo = _fused_input(x, axes, data_format)
+    with tf.device("/CPU:0"):
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+            x4,
+            per_feature(scale, x.shape, axes, np.float32),
+            per_feature(offset, x.shape, axes, np.float32),
+            epsilon=epsilon,
+            data_format=data_format,
+            is_training=True,
+        )
+    keep = _keepdims_shape(x.shape, axes)
+    return undo(y.numpy()), mean.numpy().reshape(keep), var.numpy().reshape(keep)
+
+
+def fused_reserve_space(x, *, axes, epsilon=1e-3, data_format="NHWC"):
+    """``tf.raw_ops.FusedBatchNormV3`` (the op the wrapper calls) on the CPU, training mode:
+    ``(batch_mean, batch_variance, reserve_space_1, reserve_space_2)`` in keepdims shape.
+    On the CPU, reserve_space_1/2 are the mean and the BIASED variance the kernel
+    normalized with (measured; the reserve spaces are the gradient's scratch, and other
+    devices' kernels may store something else there, hence the CPU pin)."""
+    tf = _tf()
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    _check_fused_dtype(x)
+    x4, _ = _fused_input(x, axes, data_format)
+    c = x4.shape[3 if data_format == "NHWC" else 1]
+    with tf.device("/CPU:0"):
+        out = tf.raw_ops.FusedBatchNormV3(
+            x=x4,
+            scale=np.ones(c, np.float32),
+            offset=np.zeros(c, np.float32),
+            mean=tf.constant([], tf.float32),
+            variance=tf.constant([], tf.float32),
+            epsilon=float(epsilon),
+            is_training=True,
+            data_format=data_format,
+        )
+    keep = _keepdims_shape(x.shape, axes)
+    return tuple(out[i].numpy().reshape(keep) for i in (1, 2, 3, 4))
+
+
+def fused_moments(x, *, axes, data_format="NHWC"):
+    """The mean and biased variance the fused CPU kernel normalizes with (reserve spaces 1
+    and 2, exact; float32): ``fused_batch_norm`` returns the Bessel-corrected variance, and
+    undoing the factor would round once more."""
+    _, _, mean, var = fused_reserve_space(x, axes=axes, data_format=data_format)
+    return mean, var
+
+
+def _fused_subject(x, axes, scale, offset, epsilon, training, data_format):
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    _check_fused_dtype(x)
+    if not train:  # fused inference needs moving statistics; the contract's inference is x
+        return x.copy()
+    y, _, _ = fused_batch_statistics(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, data_format=data_format)
+    return y
+
+
+@supports(*FUSED_DTYPES, moments=fused_moments)
+def fused_batch_norm(x, *, axes, scale, offset, epsilon, training):
+    """``tf.compat.v1.nn.fused_batch_norm(..., data_format="NHWC", is_training=True)`` on x
+    rearranged to (N, H, W, C) (reduced axes into N, H, W, kept ones into C), CPU; scale and
+    offset per feature in float32. ``training`` False/None returns x (the kernel's
+    inference mode needs moving statistics, which the contract does not have)."""
+    return _fused_subject(x, axes, scale, offset, epsilon, training, "NHWC")
+
+
+@supports(*FUSED_DTYPES, moments=functools.partial(fused_moments, data_format="NCHW"))
+def fused_batch_norm_nchw(x, *, axes, scale, offset, epsilon, training):
+    """``fused_batch_norm`` with ``data_format="NCHW"``: x rearranged to (N, C, H, W)."""
+    return _fused_subject(x, axes, scale, offset, epsilon, training, "NCHW")

@@ -1,0 +1,95 @@
+"""The pytest plugin end to end: a user's broken subject fails with the property named, the
+falsifying example and a replay blob shown; bad specs are usage errors naming the spec."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.meta
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BROKEN = textwrap.dedent(
+    '''
+    import numpy as np
+
+    def broken(x, *, axes, scale, offset, epsilon, training):
+        """Bessel-corrected variance (ddof=1): a classic."""
+        if not training:
+            return x.copy()
+        x64 = x.astype(np.float64)
+        mu = x64.mean(axis=axes, keepdims=True)
+        n = np.prod([x.shape[a] for a in axes])
+        var = np.square(x64 - mu).sum(axis=axes, keepdims=True) / max(n - 1, 1)
+        return ((x64 - mu) / np.sqrt(var + epsilon) * scale + offset).astype(x.dtype)
+
+    not_callable = 42
+    '''
+)
+
+
+def run_pytest(tmp_path, *args, env_extra=None, path=(), unset=()):
+    """pytest in a subprocess from the checkout, with ``usermod`` (``BROKEN``) importable from
+    ``tmp_path`` and the directories ``path`` put first on ``PYTHONPATH``; the variables in
+    ``unset`` (e.g. ``CI``) removed from its environment, with the bn-props ones."""
+    (tmp_path / "usermod.py").write_text(BROKEN)
+    drop = {"BN_IMPL", "BN_DB", "BN_CALL_TIMEOUT", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS", *unset}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(tmp_path), env.get("PYTHONPATH", "")])
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_broken_subject_fails_and_is_explained(tmp_path):
+    """exit 1; the report header names the subject; the failing test id is
+    test_agrees_with_float64_reference[usermod:broken-float32]; the falsifying example and
+    the @reproduce_failure blob are printed."""
+    r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out[-3000:]
+    assert "bn-props subjects (chosen with --bn-impl/BN_IMPL): usermod:broken" in out
+    assert "FAILED properties/test_agreement.py::test_agrees_with_float64_reference[usermod:broken-float32]" in out
+    assert "Falsifying example" in out or "Failing test case" in out
+    assert "@reproduce_failure(" in out
+    assert "outside the error model" in out
+
+
+def test_bn_impl_env_is_comma_separated(tmp_path):
+    """BN_IMPL=a,b selects both subjects, each with its own test id."""
+    r = run_pytest(tmp_path, "properties/test_contract.py", "--collect-only", "-q", env_extra={"BN_IMPL": "reference, tf_nn"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test_output_shape_and_dtype[reference-float32]" in r.stdout
+    assert "test_output_shape_and_dtype[tf_nn-float32]" in r.stdout
+    assert "seed_layer" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [("usermod:missing", "has no attribute"), ("nosuchmodule:f", "cannot import module"), ("usermod:not_callable", "not callable")],
+)
+def test_bad_spec_is_a_usage_error(tmp_path, spec, message):
+    """An unimportable or non-callable --bn-impl is a usage error (exit 4) naming the spec."""
+    r = run_pytest(tmp_path, "properties/test_contract.py", "--bn-impl", spec)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert spec in r.stderr and message in r.stderr
+
+
+def test_repro_script_reproduces_the_failure(tmp_path):
+    """--bn-repro-dir saves, for the falsified property, a script that calls the subject on
+    the exact falsifying input and replays the property's check: run on its own (no
+    pytest) it fails with the same law."""
+    repros = tmp_path / "repros"
+    r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken", f"--bn-repro-dir={repros}")
+    assert r.returncode == 1, r.stdout[-3000:]
+    assert "bn-props repro" in r.stdout and "np.frombuffer(bytes.fromhex(" in r.stdout
+    (script,) = repros.glob("repro_*.py")
+    env = {k: v for k, v in os.environ.items() if k != "BN_IMPL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "y1 =" in run.stdout
+    assert "agreement with the float64 reference" in run.stderr and "outside the error model" in run.stderr
