@@ -16,6 +16,13 @@ top of the subject, how xdist scales, and how fast each mutant is caught.
    ``explore`` (generation only: no shrinking, no database), one process per seed, without
    xdist; the sum of the mutant's test durations, in suite order, up to and including its
    first failing test (what a CI run spends before it goes red). Median over the seeds.
+5. **Vacuous examples per dtype** (in-process, no subject): the share of examples drawn by
+   the default strategy (``bn_cases``, derandomized) whose error-model bound exceeds 10% of
+   the output's spread (max B > 0.1 ptp(y), y the float64 reference; examples whose output
+   is constant are left out), under the strict contract (``tolerance`` item 6, reductions
+   in float32) and under ``bn_accumulation="input"`` on the same draws. ``--vacuous-root
+   PATH`` measures another checkout's model and strategies the same way (the "before" of
+   a change: ``git archive HEAD | tar -x -C PATH``).
 
 Absolute times are noisy on a shared 2-core machine; read the ratios.
 """
@@ -184,6 +191,121 @@ def components(n: int = 300) -> dict:
     return out
 
 
+VACUOUS_FRACTION = 0.1  # a bound above 10% of the output's spread says nothing useful
+
+
+def vacuous_shares(examples: int = 400) -> dict:
+    """Per dtype: examples drawn, the share with max B > 0.1 ptp(y) under each contract this
+    checkout knows, the share of examples with N >= 1024, and the median N."""
+    import inspect
+
+    import numpy as np
+    from hypothesis import given, settings
+
+    from bn_reference.harness.profiles import probe_settings
+    from bn_reference.mathematics import strategies as bst
+    from bn_reference.mathematics.reference import batch_norm
+    from bn_reference.mathematics.tolerance import bound
+
+    contracts = ("float32", "input") if "accumulation" in inspect.signature(bound).parameters else ("input",)
+    out = {}
+    for dtype in bst.DTYPES:
+        seen = {"n": [], **{c: [] for c in contracts}}
+
+        @settings(probe_settings(examples))
+        @given(case=bst.bn_cases(dtypes=(dtype,)))
+        def measure(case):
+            y = batch_norm(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype=np.float64)
+            spread = float(np.ptp(y)) if y.size else 0.0
+            if not np.isfinite(spread) or spread == 0:
+                return
+            seen["n"].append(case.n)
+            for c in contracts:
+                kw = {"accumulation": c} if len(contracts) == 2 else {}
+                with np.errstate(all="ignore"):
+                    b = float(np.max(bound(case.x, case.axes, case.scale, case.offset, case.epsilon, **kw)))
+                seen[c].append(not b <= VACUOUS_FRACTION * spread)
+
+        measure()
+        n = np.array(seen["n"])
+        out[dtype] = {
+            "examples": int(n.size),
+            "long_share": float(np.mean(n >= 1024)) if n.size else 0.0,
+            "median_n": float(np.median(n)) if n.size else 0.0,
+            **{f"vacuous_{c}": float(np.mean(seen[c])) if seen[c] else 0.0 for c in contracts},
+        }
+    return out
+
+
+def vacuous_shares_of(root: Path, examples: int) -> dict:
+    """``vacuous_shares`` measured in a subprocess on the checkout at ``root``."""
+    code = f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import bench; print(json.dumps(bench.vacuous_shares({examples})))"
+    env = {k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "CI")}
+    env["PYTHONPATH"] = str(root)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def render_vacuous(v: dict) -> list[str]:
+    lines = []
+    for label, shares in (("before", v.get("before")), ("after", v.get("after"))):
+        if not shares:
+            continue
+        parts = []
+        for dtype, r in shares.items():
+            strict = r.get("vacuous_float32")
+            text = f"{dtype}: " + (f"{strict:.1%} strict, " if strict is not None else "") + f"{r['vacuous_input']:.1%} input-accumulation"
+            parts.append(text + f" (N >= 1024 in {r['long_share']:.0%}, {r['examples']} examples)")
+        lines.append(f"vacuous examples ({label}): " + "; ".join(parts))
+    return lines
+
+
+def isolation_cost(n: int = 200) -> dict:
+    """What ``--bn-isolate`` costs (``bn_reference.harness.isolation``), in-process: ms per call
+    of ``reference`` and ``tf_nn`` on float32 inputs of 144 elements (about the suite's median)
+    and 16384 (the long-axis shapes), with the in-process SIGALRM watchdog and isolated (the
+    arguments and the result pickled through a pipe to the child and back); and the child's
+    start: the first (the forkserver imports the subjects' modules, TF) and a restart after a
+    kill (a fork of the warm server)."""
+    import numpy as np
+
+    from bn_reference.harness import isolation, watchdog
+    from bn_reference.subjects import load_subject
+
+    subjects = [load_subject(s) for s in ("reference", "tf_nn")]
+    rng = np.random.default_rng(0)
+    kwargs = dict(scale=1.0, offset=0.0, epsilon=1e-3, training=True)
+    inputs = {144: (rng.standard_normal((4, 6, 6)).astype(np.float32), (0, 1)), 16384: (rng.standard_normal((4096, 4)).astype(np.float32), (0,))}
+    isolation.Isolator.preload([s.spec for s in subjects])
+    iso = isolation.Isolator(subjects, isolation.default_memory_mb())
+    x, axes = inputs[144]
+    start = time.perf_counter()
+    iso.call(subjects[0], x, axes=axes, **kwargs)
+    out: dict = {"first_start_s": time.perf_counter() - start, "calls": []}
+
+    def per_call(call, s, x, axes) -> float:
+        begin = time.perf_counter()
+        for _ in range(n):
+            call(s, x, axes=axes, **kwargs)
+        return (time.perf_counter() - begin) / n * 1e3
+
+    for s in subjects:
+        for size, (x, axes) in inputs.items():
+            for _ in range(10):  # warm: TF's first calls, in both processes
+                watchdog.call(s, x, axes=axes, **kwargs)
+                iso.call(s, x, axes=axes, **kwargs)
+            inside = per_call(watchdog.call, s, x, axes)
+            isolated = per_call(iso.call, s, x, axes)
+            out["calls"].append({"subject": s.spec, "elements": size, "in_process_ms": inside, "isolated_ms": isolated})
+    iso.close()
+    x, axes = inputs[144]
+    start = time.perf_counter()
+    iso.call(subjects[0], x, axes=axes, **kwargs)
+    out["restart_s"] = time.perf_counter() - start
+    iso.close()
+    return out
+
+
 def render(result: dict) -> str:
     from io import StringIO
 
@@ -221,6 +343,13 @@ def render(result: dict) -> str:
             f"float64 expectation + bound {c['expected_and_bound_ms']:.2f}, bare tf_nn call {c['bare_tf_nn_call_ms']:.2f} "
             f"(median {c['median_elements']:.0f} elements)"
         )
+    iso = result.get("isolation")
+    if iso:
+        console.print(
+            "--bn-isolate, ms per call (in-process -> isolated): "
+            + "; ".join(f"{c['subject']} {c['elements']} el. {c['in_process_ms']:.2f} -> {c['isolated_ms']:.2f}" for c in iso["calls"])
+            + f"; child start {iso['first_start_s']:.1f} s first, {iso['restart_s'] * 1e3:.0f} ms after a kill"
+        )
     if result.get("ttff"):
         t = Table(title="time to first failure per mutant (generation only; median over seeds)")
         t.add_column("mutant")
@@ -230,6 +359,8 @@ def render(result: dict) -> str:
             med = "not found" if r["median_seconds"] is None else f"{r['median_seconds']:.2f}"
             t.add_row(r["mutant"], med, ", ".join("-" if s is None else f"{s:.2f}" for s in r["seconds"]))
         console.print(t)
+    for line in render_vacuous(result.get("vacuous", {})):
+        console.print(line)
     return buf.getvalue()
 
 
@@ -250,6 +381,14 @@ def markdown(result: dict) -> str:
             f"drawing a case {c['draw_case_ms']:.2f}, float64 expectation and bound {c['expected_and_bound_ms']:.2f}, "
             f"the bare `tf_nn` call {c['bare_tf_nn_call_ms']:.2f}."
         )
+    iso = result.get("isolation")
+    if iso:
+        lines.append(
+            "* `--bn-isolate` (ms per subject call, in-process -> in the child): "
+            + "; ".join(f"{c['subject']}, {c['elements']} elements: {c['in_process_ms']:.2f} -> {c['isolated_ms']:.2f}" for c in iso["calls"])
+            + f". The child starts in {iso['first_start_s']:.1f} s (the forkserver imports TF), again in "
+            f"{iso['restart_s'] * 1e3:.0f} ms after a hang or crash."
+        )
     lines += ["", "| property | reference ex/s | overhead | seed_layer ex/s | overhead | tf_nn ex/s | overhead |", "|---|---|---|---|---|---|---|"]
     cells = {(r["property"], r["subject"]): r for r in result["properties"]}
     for prop in sorted({r["property"] for r in result["properties"]}):
@@ -263,7 +402,29 @@ def markdown(result: dict) -> str:
         lines.append(", ".join(
             f"`{r['mutant']}` {'not found' if r['median_seconds'] is None else format(r['median_seconds'], '.2f')}" for r in result["ttff"]
         ) + ".")
+    v = result.get("vacuous")
+    if v:
+        lines += ["", vacuous_markdown(v)]
     return "\n".join(lines) + "\n"
+
+
+def vacuous_markdown(v: dict) -> str:
+    """The table of vacuous-example shares per dtype, before and after (also in docs/error-model.md)."""
+    before, after = v.get("before") or {}, v["after"]
+    lines = [
+        f"Vacuous examples (error-model bound > 10% of the output's spread; {v['examples']} examples per dtype "
+        "drawn by the default strategy, derandomized; counted: those whose output is not constant):",
+        "",
+        "| dtype | before: model | before: N >= 1024 | after: strict (float32 accumulation) | after: `bn_accumulation = \"input\"` | after: N >= 1024 | counted before / after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dtype, r in after.items():
+        b = before.get(dtype, {})
+        lines.append(
+            f"| {dtype} | {b.get('vacuous_input', float('nan')):.1%} | {b.get('long_share', float('nan')):.0%} | "
+            f"{r['vacuous_float32']:.1%} | {r['vacuous_input']:.1%} | {r['long_share']:.0%} | {b.get('examples', '-')} / {r['examples']} |"
+        )
+    return "\n".join(lines)
 
 
 def rewrite_readme(result: dict, readme: Path = ROOT / "docs" / "speed.md") -> None:
@@ -281,7 +442,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-ttff", action="store_true", help="skip the time-to-first-failure runs")
     ap.add_argument("--readme", action="store_true", help="rewrite the README's benchmark section from the results")
     ap.add_argument("--from-json", metavar="PATH", help="do not measure: render (and --readme) an earlier results file")
+    ap.add_argument("--vacuous-examples", type=int, default=400, help="examples per dtype for the vacuous-share section")
+    ap.add_argument("--vacuous-root", metavar="PATH", help="also measure the vacuous shares of the checkout at PATH (the 'before')")
+    ap.add_argument("--vacuous-only", action="store_true", help="measure only the vacuous shares; merge them into --out")
     args = ap.parse_args(argv)
+    if args.vacuous_only:
+        out = Path(args.out)
+        result = json.loads(out.read_text()) if out.exists() else {"machine": machine()}
+        result["vacuous"] = _vacuous(args)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print("\n".join(render_vacuous(result["vacuous"])))
+        print(vacuous_markdown(result["vacuous"]))
+        return 0
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())
         print(render(result))
@@ -296,6 +468,8 @@ def main(argv=None) -> int:
     n2_wall, _, _ = run_pytest([*SUITE, "-n", "2", *dev])
     result["xdist"] = {"n1_seconds": n1_wall, "n2_seconds": n2_wall, "speedup": n1_wall / n2_wall}
     result["components"] = components()
+    result["isolation"] = isolation_cost()
+    result["vacuous"] = _vacuous(args)
     if not args.skip_ttff:
         result["ttff"] = time_to_first_failure(args.seeds)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -304,6 +478,13 @@ def main(argv=None) -> int:
         rewrite_readme(result)
     print(f"written: {args.out}")
     return 0
+
+
+def _vacuous(args) -> dict:
+    v = {"examples": args.vacuous_examples, "after": vacuous_shares(args.vacuous_examples)}
+    if args.vacuous_root:
+        v["before"] = vacuous_shares_of(Path(args.vacuous_root), args.vacuous_examples)
+    return v
 
 
 if __name__ == "__main__":

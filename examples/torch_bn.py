@@ -6,9 +6,23 @@ reduced axes into N, so any axis set works::
 
     pytest --bn-impl examples.torch_bn:torch_batch_norm -n auto
 
-PyTorch is not a bn-props dependency: without it, importing this module raises
-ImportError (and ``--bn-impl`` says so); ``tests/test_examples.py`` skips with
-that reason.
+Two things ``F.batch_norm`` refuses in training mode, and what the wrapper does about them
+(``torch/nn/functional.py``, ``batch_norm()``):
+
+* one value per channel (N = 1): ``ValueError("Expected more than 1 value per channel when
+  training")``. A refusal by design, so the wrapper DECLARES it (``bn_refuses``): the suite
+  checks once that such a call raises that error, and draws no such input for the other
+  properties;
+* ``eps <= 0``: ``ValueError("batch_norm eps must be positive during training")``. The
+  contract allows epsilon = 0 (for slices with variance > 0); the wrapper passes the
+  smallest positive normal number t of x's dtype instead, which leaves ``var + eps`` equal to
+  ``var`` (after rounding) for every variance above about 2^24 t (float32: ~2e-31, float64:
+  ~4e-300), far below any variance the suite's eps = 0 laws draw.
+
+(``bn_reference.subjects.pytorch`` ships the built-in ``torch_batch_norm`` and friends; this
+file shows how a user wraps a framework.) PyTorch is an optional dependency
+(``pip install "bn-props[torch]"``): without it, importing this module raises ImportError
+(and ``--bn-impl`` says so).
 """
 from __future__ import annotations
 
@@ -17,6 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from bn_reference.subjects import check_call, supports
+
+
+def refuses_one_value_per_channel(shape, axes):
+    """``bn_refuses``: F.batch_norm's refusal of a channel with one value (N = 1)."""
+    if int(np.prod([shape[a] for a in axes])) == 1:
+        return "Expected more than 1 value per channel when training"
+    return None
 
 
 @supports("float32", "float64")
@@ -29,6 +50,85 @@ def torch_batch_norm(x, *, axes, scale, offset, epsilon, training):
     n = int(np.prod([x.shape[a] for a in axes]))
     c = int(np.prod([x.shape[a] for a in kept]))
     t = torch.from_numpy(np.ascontiguousarray(moved).reshape(n, c))
-    y = F.batch_norm(t, None, None, training=True, eps=epsilon).numpy()
+    eps = epsilon if epsilon > 0 else float(np.finfo(x.dtype).tiny)  # F.batch_norm refuses eps <= 0
+    y = F.batch_norm(t, None, None, training=True, eps=eps).numpy()
     y = np.transpose(y.reshape(moved.shape), np.argsort(list(axes) + kept))
     return (y * np.asarray(scale, dtype=x.dtype) + np.asarray(offset, dtype=x.dtype)).astype(x.dtype)
+
+
+torch_batch_norm.bn_refuses = refuses_one_value_per_channel
+
+
+# --------------------------------------------------------------------------------------
+# Gradients and running statistics (optional attributes of the contract)
+# --------------------------------------------------------------------------------------
+from bn_reference.subjects.autodiff import torch_vjp  # noqa: E402
+from bn_reference.subjects.running_stats import TorchRunningBN  # noqa: E402
+
+
+def batch_norm_on_tensors(t, scale, offset, *, axes, epsilon):
+    """``torch_batch_norm``'s computation on tensors (what autograd differentiates): the same
+    rearrangement, ``F.batch_norm``, and ``* scale + offset``."""
+    kept = [a for a in range(t.ndim) if a not in axes]
+    order = list(axes) + kept
+    moved = t.permute(order)
+    n = int(np.prod([t.shape[a] for a in axes]))
+    y = F.batch_norm(moved.reshape(n, -1), None, None, training=True, eps=epsilon)
+    return y.reshape(moved.shape).permute(*np.argsort(order).tolist()) * scale + offset
+
+
+# torch.autograd through F.batch_norm: PyTorch's own backward kernel (native_batch_norm_backward).
+torch_batch_norm.vjp = torch_vjp(batch_norm_on_tensors)
+# torch.nn.BatchNorm1d's running statistics, in PyTorch's conventions.
+torch_batch_norm.bn_stateful = TorchRunningBN
+torch_batch_norm.bn_momentum, torch_batch_norm.bn_running_variance = "torch", "unbiased"
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """A batch norm with a hand-written backward pass, as a kernel author writes one::
+
+        forward:  x_hat = (x - mean) / sqrt(var + eps),  y = x_hat * scale + offset
+        backward: dx = scale / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))
+                  dscale = sum(dy * x_hat), doffset = sum(dy) (to the parameters' shapes)
+
+    (means over the reduced axes; ``var`` biased). ``pytest --bn-impl
+    examples.torch_bn:custom_backward_bn`` checks the forward pass and this backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, scale, offset, axes, epsilon):
+        mean = x.mean(dim=axes, keepdim=True)
+        var = (x - mean).square().mean(dim=axes, keepdim=True)
+        inv = torch.rsqrt(var + epsilon)
+        x_hat = (x - mean) * inv
+        ctx.save_for_backward(x_hat, inv, scale, offset)
+        ctx.axes = axes
+        return x_hat * scale + offset
+
+    @staticmethod
+    def backward(ctx, dy):
+        x_hat, inv, scale, offset = ctx.saved_tensors
+        axes = ctx.axes
+        m1 = dy.mean(dim=axes, keepdim=True)
+        m2 = (dy * x_hat).mean(dim=axes, keepdim=True)
+        dx = scale * inv * (dy - m1 - x_hat * m2)
+
+        def sum_to(g, p):
+            return g.sum() if p.dim() == 0 else g.sum_to_size(p.shape)
+
+        return dx, sum_to(dy * x_hat, scale), sum_to(dy, offset), None, None
+
+
+def custom_backward_on_tensors(t, scale, offset, *, axes, epsilon):
+    return BatchNormFunction.apply(t, scale, offset, tuple(axes), epsilon)
+
+
+@supports("float32", "float64", vjp=torch_vjp(custom_backward_on_tensors))
+def custom_backward_bn(x, *, axes, scale, offset, epsilon, training):
+    """``BatchNormFunction`` (forward and hand-written backward) on NumPy in and out."""
+    x, axes, epsilon, normalize = check_call(x, axes, scale, offset, epsilon, training)
+    if not normalize:
+        return x.copy()
+    with torch.no_grad():
+        g, b = (torch.tensor(np.asarray(v, dtype=np.float64)).to(torch.from_numpy(x).dtype) for v in (scale, offset))
+        y = custom_backward_on_tensors(torch.from_numpy(x.copy()), g, b, axes=axes, epsilon=epsilon)
+    return y.numpy()

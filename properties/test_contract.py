@@ -1,10 +1,11 @@
 """The subject contract itself: what comes back, and what is left alone."""
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import strategies as bst
-from bn_reference.mathematics.laws import call
+from bn_reference.mathematics.laws import call, check_refusal
 
 
 @given(data=st.data())
@@ -26,3 +27,14 @@ def test_input_not_modified(subject, dtype, data):
     x = case.x.copy()
     call(subject, case, x=x, training=training)
     np.testing.assert_array_equal(x, case.x, err_msg="the subject modified its input x in place")
+
+
+@given(data=st.data())
+def test_declared_refusal_is_a_clear_error(subject, dtype, data):
+    """An input the subject declares it refuses by design (``bn_refuses``, e.g. PyTorch's
+    batch_norm with one value per channel) raises an error carrying the declared message,
+    never a silent result; every other property leaves such inputs out (``draw_case``)."""
+    if not subject.refuses:
+        pytest.skip(f"{subject.spec} declares no refusal (bn_refuses)")
+    case = bst.draw_case(data, None, dtype, strategy=bst.refused_cases(dtype, subject.axes_sets, subject.refusal))
+    check_refusal(subject, case)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bn_reference.subjects import layers
+from bn_reference.subjects import keras_layers as layers
 from bn_reference.mathematics import strategies as bst
 from bn_reference.subjects._tf import keras
 from bn_reference.harness.checks import assert_within

@@ -27,10 +27,12 @@ def test_permutation_equivariance(subject, dtype, data):
     permuted = bst.replace(case, x=np.take(case.x, perm, axis=axis))
     y = run(subject, case)
     check_close_to(
-        run(subject, permuted),
+        run(subject, permuted, label="BN(P x)"),
         np.take(y, perm, axis=axis),
         2 * output_bound(permuted),
-        law=f"permutation equivariance along reduced axis {axis}",
+        law=f"permutation equivariance along reduced axis {axis}: BN(P x) = P BN(x)",
+        got="BN(P x)",
+        want="P BN(x)",
     )
 
 
@@ -46,12 +48,14 @@ def test_translation_invariance(subject, dtype, data):
         shifted = bst.replace(case, x=(case.x.astype(np.float64) + c).astype(case.x.dtype))
     bst.assume_safe(shifted)
     drift = np.abs(expected_output(shifted) - expected_output(case))
+    shifted_label = f"BN(x + {c:g})"
     check_close_to(
-        run(subject, shifted),
+        run(subject, shifted, label=shifted_label),
         run(subject, case),
         output_bound(case) + output_bound(shifted) + drift,
-        law=f"translation invariance: BN(x + {c:g}) = BN(x)",
-        x=case.x,
+        law=f"translation invariance: {shifted_label} = BN(x)",
+        got=shifted_label,
+        want="BN(x)",
     )
 
 
@@ -70,12 +74,14 @@ def test_scale_identity(subject, dtype, data):
     bst.assume_safe(scaled)
     bst.assume_safe(smaller_eps)
     beta = np.asarray(case.offset, dtype=np.float64)
+    scaled_label, smaller_label = f"BN_eps({a:g} x)", f"BN_(eps/{a * a:g})(x)"
     check_close_to(
-        run(subject, scaled) - beta,
-        np.sign(a) * (run(subject, smaller_eps) - beta),
+        run(subject, scaled, label=scaled_label) - beta,
+        np.sign(a) * (run(subject, smaller_eps, label=smaller_label) - beta),
         output_bound(scaled) + output_bound(smaller_eps),
-        law=f"scale identity: BN_eps({a:g} x) = sign(a) BN_(eps/a^2)(x)",
-        x=case.x,
+        law=f"scale identity: {scaled_label} - beta = sign(a) ({smaller_label} - beta), a = {a:g}",
+        got=f"{scaled_label} - beta",
+        want=f"{'-' if a < 0 else ''}({smaller_label} - beta)",
     )
 
 
@@ -91,11 +97,12 @@ def test_constant_slices_give_offset(subject, dtype, data):
     constant = bst.replace(case, x=np.ascontiguousarray(np.broadcast_to(first, case.x.shape)))
     bst.assume_safe(constant)
     check_close_to(
-        run(subject, constant),
+        run(subject, constant, label="BN(x), x constant per slice"),
         np.broadcast_to(np.asarray(case.offset, dtype=np.float64), case.x.shape),
         output_bound(constant),
-        law="constant slices normalize to the offset",
-        x=constant.x,
+        law="constant slices normalize to the offset: BN(x) = beta where sigma = 0",
+        got="BN(x)",
+        want="beta",
     )
 
 
@@ -115,16 +122,17 @@ def test_idempotence(subject, dtype, data):
     )
     plain = bst.replace(case, scale=1.0, offset=0.0, epsilon=0.0)
     assume(np.all(moments(case.x, case.axes, dtype=np.float64)[1] > 0))  # eps = 0 needs sigma > 0
-    z = run(subject, plain)
+    z = run(subject, plain, label="z = BN(x)")
     again = bst.replace(plain, x=z.astype(case.x.dtype))
     bst.assume_safe(again)
     e_max = np.max(output_bound(plain), axis=case.axes, keepdims=True)
     check_close_to(
-        run(subject, again),
+        run(subject, again, label="BN(z)"),
         z,
         output_bound(again) + normalization_lipschitz(z, case.axes, e_max),
         law="idempotence: BN(BN(x)) = BN(x) with gamma=1, beta=0, eps=0",
-        x=case.x,
+        got="BN(z)",
+        want="z = BN(x)",
     )
 
 
@@ -140,9 +148,10 @@ def test_affine_acts_per_feature(subject, dtype, data):
     plain = bst.replace(case, scale=1.0, offset=0.0)
     g = np.asarray(gamma, dtype=np.float64)
     check_close_to(
-        run(subject, affine),
-        g * run(subject, plain) + np.asarray(beta, dtype=np.float64),
+        run(subject, affine, label="BN(x; gamma, beta)"),
+        g * run(subject, plain, label="BN(x; 1, 0)") + np.asarray(beta, dtype=np.float64),
         output_bound(affine) + np.abs(g) * output_bound(plain),
-        law="per-feature scale and offset act on kept axes only",
-        x=case.x,
+        law="per-feature scale and offset act on kept axes only: BN(x; gamma, beta) = gamma BN(x; 1, 0) + beta",
+        got="BN(x; gamma, beta)",
+        want="gamma BN(x; 1, 0) + beta",
     )

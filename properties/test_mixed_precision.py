@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bn_reference.subjects import layers
+from bn_reference.subjects import keras_layers as layers
 from bn_reference.mathematics import strategies as bst
 from bn_reference.subjects._tf import keras
 from bn_reference.subjects.seed_notebook import SeedBatchNorm

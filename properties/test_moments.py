@@ -7,6 +7,9 @@ from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import check_parallel_merge, check_unit_variance, check_zero_mean, law_of_total_variance, run
 
 
+EPSILON_LAW = "epsilon sensitivity (eps inside the sqrt): with sigma^2 ~ eps, var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)"
+
+
 def _moments_of(subject):
     if subject.moments is None:
         pytest.skip(f"{subject.spec} exposes no moments(x, *, axes) attribute (see bn_reference.subjects)")
@@ -34,8 +37,8 @@ def test_epsilon_sensitivity(subject, dtype, data):
     """With sigma^2 comparable to eps, var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps) is far
     from gamma^2: eps inside the sqrt gives exactly this; eps outside the sqrt gives
     sigma^2 / (sigma + eps)^2 and a forgotten eps gives 1 - both outside the bound."""
-    case = bst.draw_case(data, subject, dtype, strategy=bst.epsilon_comparable_cases(dtype, subject.axes_sets))
-    check_unit_variance(run(subject, case), case)
+    case = bst.draw_case(data, subject, dtype, strategy=bst.epsilon_comparable_cases(dtype, subject.axes_sets, subject.accumulation))
+    check_unit_variance(run(subject, case), case, law=EPSILON_LAW)
 
 
 @given(data=st.data())
@@ -46,7 +49,7 @@ def test_moment_decomposition(subject, dtype, data):
     moments = _moments_of(subject)
     case = bst.draw_case(data, subject, dtype, min_axes=2)
     a1, a2 = data.draw(bst.axis_splits(case.axes), label="A1, A2")
-    law_of_total_variance(moments, case.x, a1, a2)
+    law_of_total_variance(moments, case.x, a1, a2, accumulation=subject.accumulation)
 
 
 @given(data=st.data())
@@ -62,4 +65,4 @@ def test_parallel_merge(subject, dtype, data):
     cuts = data.draw(
         st.lists(st.integers(1, case.x.shape[axis] - 1), min_size=1, max_size=3, unique=True).map(sorted), label="cuts"
     )
-    check_parallel_merge(moments, case.x, case.axes, axis, cuts)
+    check_parallel_merge(moments, case.x, case.axes, axis, cuts, accumulation=subject.accumulation)

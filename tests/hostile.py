@@ -7,6 +7,7 @@ every failure it causes is about the contract, not the numbers. TensorFlow is im
 with the module (seconds), not in the first call, which would count against the
 per-call timeout.
 """
+import ctypes
 import os
 import signal
 import time
@@ -46,3 +47,36 @@ def hangs(x, *, axes, scale, offset, epsilon, training):
 def dies(x, *, axes, scale, offset, epsilon, training):
     """Kills its own process with SIGKILL: no exception, no cleanup, no report."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+# The subjects below are checked only with ``--bn-isolate`` (``bn_reference.harness.isolation``):
+# in-process, the first would hang pytest for good and the last would take the machine's memory.
+
+
+def native_hang(x, *, axes, scale, offset, epsilon, training):
+    """Never returns, inside native code: locks a pthread mutex it already holds (a
+    self-deadlock, as in a deadlocked kernel). ctypes releases the GIL and the thread never
+    comes back to the interpreter, so a Python-level SIGALRM handler never runs; only a
+    process kill ends it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    mutex = ctypes.create_string_buffer(64)  # pthread_mutex_t (40 bytes on x86-64 glibc), zeroed = PTHREAD_MUTEX_INITIALIZER
+    libc.pthread_mutex_lock(mutex)
+    libc.pthread_mutex_lock(mutex)  # a default (non-recursive) mutex: blocks forever
+    raise AssertionError("unreachable: the second lock of a held default mutex returned")
+
+
+def exits(x, *, axes, scale, offset, epsilon, training):
+    """Ends its process with ``os._exit(3)``: no exception, no cleanup."""
+    os._exit(3)
+
+
+def segfaults(x, *, axes, scale, offset, epsilon, training):
+    """Reads address 0 through ctypes: SIGSEGV in native code."""
+    ctypes.string_at(0)
+
+
+def hoards(x, *, axes, scale, offset, epsilon, training):
+    """Allocates without bound (64 MB at a time, every page written), never returns."""
+    kept = []
+    while True:
+        kept.append(np.ones(8 << 20))

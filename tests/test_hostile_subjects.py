@@ -19,6 +19,15 @@ should produce:
   the run does not hit xdist's "maximum crashed workers reached" although the limit
   (``--max-worker-restart=2``) is below the number of its tests.
 
+A second run, without xdist, checks the isolation mode (``--bn-isolate``,
+``bn_reference.harness.isolation``) on the subjects nothing else contains: ``native_hang``
+(blocked in native code, where SIGALRM cannot reach it), ``dies``/``exits``/``segfaults``
+(the process killed by SIGKILL, ``os._exit(3)``, SIGSEGV: without xdist and without
+isolation, pytest itself would die) and ``hoards`` (allocates without bound), next to
+``reference``, ``raises`` and the ``modifies_input`` mutant (its write into x must still be
+seen through the child process). Each hostile property fails with the hang's limit, the
+signal or exit status, or the memory limit, naming test, subject and call; the run goes on.
+
 The watchdog's own mechanics (timer restored, outer timer honoured, no shrinking) are
 checked in-process below, without a subprocess.
 """
@@ -88,6 +97,29 @@ EXPECTED = {
 }
 
 
+# The isolated run (no xdist): a hard deadline, a memory limit, and what each subject gives.
+ISO_FILES = ("properties/test_contract.py", "properties/test_agreement.py")
+ISO_TIMEOUT_S = 5  # the native hang's limit; the child's start is not counted against it
+ISO_MEMORY_MB = 256
+MODIFIES = "bn_reference.selftest.mutants:modifies_input"
+ISO_PROPERTIES = (SHAPE, INPUT, AGREE)
+_ISO_CALL = "in isolated call "
+ISO_EXPECTED = {
+    "hostile:native_hang": (
+        "SubjectTimeout: {nodeid}: subject 'hostile:native_hang' did not return within "
+        f"{ISO_TIMEOUT_S} s {_ISO_CALL}"
+    ),
+    "hostile:dies": "SubjectCrashed: {nodeid}: subject 'hostile:dies': its isolated process killed by signal SIGKILL (9) " + _ISO_CALL,
+    "hostile:exits": "SubjectCrashed: {nodeid}: subject 'hostile:exits': its isolated process exited with status 3 " + _ISO_CALL,
+    "hostile:segfaults": "SubjectCrashed: {nodeid}: subject 'hostile:segfaults': its isolated process killed by signal SIGSEGV (11) " + _ISO_CALL,
+    "hostile:hoards": (
+        "SubjectMemoryLimit: {nodeid}: subject 'hostile:hoards' allocated past the isolation memory limit of "
+        f"{ISO_MEMORY_MB} MB"
+    ),
+    "hostile:raises": "RuntimeError: hostile subject: raises on every call",
+}
+
+
 @dataclass
 class Run:
     returncode: int
@@ -111,20 +143,45 @@ def _hostile_run(tmp: Path) -> Run:
     return Run(r.returncode, r.stdout + r.stderr, json.loads(path.read_text()) if path.exists() else None)
 
 
-@pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory) -> Run:
-    """``_hostile_run``, once per session even when these tests are spread over xdist
-    workers: the first worker runs it under a lock, the others read its result."""
+def _isolated_run(tmp: Path) -> Run:
+    """reference, the isolated-only hostile subjects and an input-modifying mutant, in one
+    run with ``--bn-isolate`` and without xdist."""
+    path = tmp / "report.json"
+    subjects = [f"--bn-impl={spec}" for spec in ("reference", *ISO_EXPECTED, MODIFIES)]
+    started = time.monotonic()
+    r = run_pytest(
+        tmp, *ISO_FILES, *subjects, "--bn-isolate", f"--bn-call-timeout={ISO_TIMEOUT_S}",
+        f"--bn-memory-limit={ISO_MEMORY_MB}", "-p", "no:xdist", "-rs", f"--bn-report={path}", path=[HERE],
+    )
+    print(f"isolated run: {time.monotonic() - started:.1f} s")
+    return Run(r.returncode, r.stdout + r.stderr, json.loads(path.read_text()) if path.exists() else None)
+
+
+def _once(tmp_path_factory, name: str, run) -> Run:
+    """``run(tmp)``, once per session even when these tests are spread over xdist workers:
+    the first worker runs it under a lock, the others read its result."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's, either way
-    done = shared / "hostile-run.json"
-    with open(shared / "hostile-run.lock", "w") as lock:
+    done = shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            tmp = shared / "hostile-run"
+            tmp = shared / name
             tmp.mkdir(exist_ok=True)
-            done.write_text(json.dumps(asdict(_hostile_run(tmp))))
+            done.write_text(json.dumps(asdict(run(tmp))))
     return Run(**json.loads(done.read_text()))
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory) -> Run:
+    """``_hostile_run``, once per session."""
+    return _once(tmp_path_factory, "hostile-run", _hostile_run)
+
+
+@pytest.fixture(scope="module")
+def isolated_run(tmp_path_factory) -> Run:
+    """``_isolated_run``, once per session."""
+    return _once(tmp_path_factory, "isolated-run", _isolated_run)
 
 
 @pytest.mark.slow
@@ -180,6 +237,49 @@ def test_dying_subject_is_reported_and_the_rest_of_it_not_run(hostile_run):
     matrix = hostile_run.out.split("bn-props conformance matrix", 1)[1].split("bn-props report:", 1)[0]
     for prop in crashed:
         assert any(prop in line and "ERROR" in line for line in matrix.splitlines()), matrix
+
+
+# -- isolation mode, without xdist ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_isolated_run_survives_hangs_crashes_and_hoarding(isolated_run):
+    """Without xdist, a native hang, three kinds of process death and a runaway allocation
+    leave the run standing: exit 1 (tests failed), every subject in the report, the
+    isolation named in the header, and ``reference`` passing everything next to them."""
+    tail = isolated_run.out[-4000:]
+    assert isolated_run.returncode == 1, tail
+    assert "INTERNALERROR" not in isolated_run.out, tail
+    assert isolated_run.report is not None, tail
+    assert "bn-props isolation: each subject call in a child process" in isolated_run.out, tail
+    assert f"memory limit {ISO_MEMORY_MB} MB" in isolated_run.out, tail
+    assert isolated_run.report["subjects"] == ["reference", *ISO_EXPECTED, MODIFIES]
+    reference = isolated_run.results("reference")
+    assert len(reference) >= 12, sorted(reference)
+    assert {p: r["outcome"] for p, r in reference.items() if r["outcome"] not in ("passed", "skipped")} == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(ISO_EXPECTED))
+def test_isolated_subject_fails_each_property_with_its_cause(isolated_run, spec):
+    """Each property of a hostile subject fails on its own, with the cause: the limit it
+    hung past, the signal or exit status, the memory limit, or its own exception, naming the
+    test, the subject and the call."""
+    results = isolated_run.results(spec)
+    assert set(ISO_PROPERTIES) <= set(results), sorted(results)
+    for prop in ISO_PROPERTIES:
+        r = results[prop]
+        assert r["outcome"] == "failed", (prop, r)
+        assert ISO_EXPECTED[spec].format(nodeid=r["nodeid"]) in r["failure"]["message"], (prop, r["failure"])
+
+
+@pytest.mark.slow
+def test_isolated_subject_writing_into_its_input_is_still_caught(isolated_run):
+    """The child writes back what a subject wrote into its arguments: ``modifies_input``
+    still fails ``test_input_not_modified`` under isolation."""
+    r = isolated_run.results(MODIFIES)[INPUT]
+    assert r["outcome"] == "failed", r
+    assert "modified its input" in r["failure"]["message"], r["failure"]
 
 
 # -- the watchdog in-process ----------------------------------------------------------------

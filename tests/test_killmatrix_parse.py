@@ -81,7 +81,8 @@ def test_render_marks_partial_kills_and_verdicts(junit):
     )
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines() if line.startswith("|") and "subject" not in line and "-+-" not in line}
     # columns: agrees, inference[training=False], inference[training=None], moment_decomposition
-    assert rows["bad"] == ["x", ".", "X", "", "2", "killed"]
-    assert rows["good  (correct)"] == [".", "", "E", "s", "0", "FALSE ALARM"]
+    # then kills, the dtypes it was caught in, the verdict
+    assert rows["bad"] == ["x", ".", "X", "", "2", "float32", "killed"]
+    assert rows["good  (correct)"] == [".", "", "E", "s", "0", "-", "FALSE ALARM"]
     assert "  1  agrees_with_float64_reference" in text
     assert "tests without a subject: 1 (0 failed or errored)" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bn_reference.subjects import layers
+from bn_reference.subjects import keras_layers as layers
 from bn_reference.subjects._tf import keras, tf
 from bn_reference.mathematics.laws import check_agreement, check_unit_variance
 from bn_reference.subjects.seed_notebook import SeedBatchNorm

@@ -1,18 +1,26 @@
 """The moving-statistics laws (``bn_reference.mathematics.moving``, the checks behind
-``properties/test_moving_statistics.py``) catch broken ``BatchNormalization`` layers.
+``properties/test_moving_statistics.py``) catch broken stateful subjects and mis-declared
+conventions, and pass correct ones in both conventions.
 
-Each mutant is a ``keras.layers.BatchNormalization`` subclass with one wrong behaviour;
-each check aimed at it must raise AssertionError on some of up to EXAMPLES derandomized
-Hypothesis examples (no shrinking). The real layer passing the same checks is the property
-suite itself.
+Each mutant is a ``keras.layers.BatchNormalization`` subclass with one wrong behaviour,
+behind the stateful contract (``keras_layers.KerasMovingBN(layer_class=...)``); each check
+aimed at it must raise AssertionError on some of up to EXAMPLES derandomized Hypothesis
+examples (no shrinking). Declarations: the real Keras layer and ``torch.nn.BatchNorm1d``
+(``running_stats.TorchRunningBN``) pass when declared with their own conventions (Keras:
+``m``, biased; PyTorch: ``1 - m``, unbiased) and fail when declared with the other's.
 """
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given
 
 from bn_reference.mathematics import moving
 from bn_reference.harness.profiles import probe_settings
+from bn_reference.subjects import Subject
 from bn_reference.subjects._tf import keras, tf
+from bn_reference.subjects.keras_layers import KerasMovingBN, keras_bn_axes
+from bn_reference.subjects.running_stats import TorchRunningBN
 
 pytestmark = pytest.mark.meta
 
@@ -55,14 +63,36 @@ class UnbiasedMovingVarianceBN(keras.layers.BatchNormalization):
 
 
 def factory(cls):
+    """A Keras layer factory (for the keras.Model law)."""
     return lambda *, axis, momentum, epsilon: cls(axis=axis, momentum=momentum, epsilon=epsilon, dtype="float32")
 
 
+def stateful(name, make, momentum="keras", variance="biased"):
+    """A subject providing only the stateful contract: ``bn_stateful = make`` and the declared
+    conventions (one kept axis, as Keras and BatchNorm1d express)."""
+
+    def fn(x, **kwargs):
+        raise NotImplementedError("only the stateful contract")
+
+    fn.bn_stateful, fn.bn_momentum, fn.bn_running_variance, fn.bn_axes = make, momentum, variance, keras_bn_axes
+    if make is TorchRunningBN:  # BatchNorm1d's refusal in training: one value per channel
+        fn.bn_refuses = lambda shape, axes: "Expected more than 1 value per channel" if np.prod([shape[a] for a in axes]) == 1 else None
+    return Subject(name, fn)
+
+
+def keras_subject(cls, momentum="keras", variance="biased"):
+    return stateful(cls.__name__, functools.partial(KerasMovingBN, layer_class=cls), momentum, variance)
+
+
+def _cases(**kw):
+    return lambda subject: moving.stateful_cases(subject, **kw)
+
+
 CHECKS = {
-    "momentum_update": (moving.moving_cases(), moving.check_momentum_update),
-    "inference_training_False": (moving.moving_cases(), lambda f, c: moving.check_inference_uses_moving_stats(f, c, False)),
-    "inference_training_None": (moving.moving_cases(), lambda f, c: moving.check_inference_uses_moving_stats(f, c, None)),
-    "model_propagates_training": (moving.moving_cases(max_batches=3, min_axis=1), moving.check_model_propagates_training),
+    "momentum_update": (_cases(), moving.check_momentum_update),
+    "inference_training_False": (_cases(), lambda s, c: moving.check_inference_uses_moving_stats(s, c, False)),
+    "inference_training_None": (_cases(), lambda s, c: moving.check_inference_uses_moving_stats(s, c, None)),
+    "model_propagates_training": (lambda s: moving.moving_cases(max_batches=3, min_axis=1), None),
 }
 MUTANTS = {
     "torch_momentum": (TorchMomentumBN, ("momentum_update", "model_propagates_training")),
@@ -72,16 +102,31 @@ MUTANTS = {
     ),
     "unbiased_moving_variance": (UnbiasedMovingVarianceBN, ("momentum_update", "model_propagates_training")),
 }
+# Real layers, declared rightly (must pass every check) or wrongly (momentum_update must fail).
+KERAS = keras.layers.BatchNormalization
+DECLARED = {
+    "keras_as_keras": (keras_subject(KERAS), True),
+    "torch_as_torch": (stateful("BatchNorm1d", TorchRunningBN, "torch", "unbiased"), True),
+    "keras_as_torch_momentum": (keras_subject(KERAS, momentum="torch"), False),
+    "keras_as_unbiased": (keras_subject(KERAS, variance="unbiased"), False),
+    "torch_as_keras": (stateful("BatchNorm1d", TorchRunningBN), False),
+    "torch_as_biased": (stateful("BatchNorm1d", TorchRunningBN, "torch", "biased"), False),
+}
 
 
-def failure(name, layer_factory):
-    """The first AssertionError message of check ``name`` on the factory, or None."""
+def failure(name, target):
+    """The first AssertionError message of check ``name`` on ``target`` (a stateful subject,
+    or a Keras layer class for the keras.Model law), or None."""
     strategy, check = CHECKS[name]
+    if check is None:  # the keras.Model law takes a layer factory
+        strategy, check, target = strategy(None), moving.check_model_propagates_training, factory(target)
+    else:
+        strategy = strategy(target)
 
     @probe_settings(EXAMPLES)
     @given(case=strategy)
     def probe(case):
-        check(layer_factory, case)
+        check(target, case)
 
     try:
         probe()
@@ -94,9 +139,25 @@ def failure(name, layer_factory):
 def test_mutant_is_caught(mutant, check):
     """Each check aimed at the mutant fails it (the others are not required to)."""
     cls = MUTANTS[mutant][0]
-    msg = failure(check, factory(cls))
+    msg = failure(check, cls if check == "model_propagates_training" else keras_subject(cls))
     assert msg is not None, f"mutant {mutant} ({cls.__doc__.strip().splitlines()[0]}) survived {check}"
     print(f"\n{mutant} caught by {check}: {msg.splitlines()[0]}")
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_declared_conventions(name):
+    """A real layer passes the momentum and inference laws in its own conventions, and its
+    momentum law fails under the other library's (a mismatch between declaration and
+    behaviour is caught)."""
+    subject, right = DECLARED[name]
+    if right:
+        for check in ("momentum_update", "inference_training_False"):
+            msg = failure(check, subject)
+            assert msg is None, f"{name}: {check} failed a correctly declared layer:\n{msg}"
+    else:
+        msg = failure("momentum_update", subject)
+        assert msg is not None, f"{name}: the declaration {subject.conventions} does not match the layer, yet momentum_update passed"
+        print(f"\n{name} caught: {msg.splitlines()[0]}")
 
 
 def test_unbiased_differs_from_biased():

@@ -26,7 +26,30 @@ def test_tf_mean_overflows_past_the_limit():
 
 
 def test_tf_is_right_inside_the_limit():
-    """x = (v, v) with v = max/8 (N max|x| = max/4, at the limit): TF returns beta = 0."""
-    x = np.full(2, MAX32 / 8, dtype=np.float32)
+    """x = (v, v) with v = sqrt(max/16) (Welford's 4 max|x|^2 = max/4, at the limit, which in
+    float32 binds long before N max|x| does): TF returns beta = 0."""
+    x = np.full(2, np.sqrt(MAX32 / 16), dtype=np.float32)
     assert in_safe_domain(x, (0,), epsilon=1.0)
+    assert not in_safe_domain(x * np.float32(2), (0,), epsilon=1.0)
     np.testing.assert_array_equal(tf_nn(x, **KW), np.zeros(2, np.float32))
+
+
+def test_torch_welford_delta_squared_sets_the_limit():
+    """PyTorch's CPU ``layer_norm`` merges Welford moments with ``delta * delta * c * m0``
+    (``AddMoments``, aten/src/ATen/native/cpu/moments_utils.h): for N = 1 it squares x itself
+    and multiplies by 0, NaN once x^2 overflows float32 (|x| >= 1e20; the answer is the
+    offset). The domain's ``4 max|x|^2 <= max/4`` puts those inputs outside it, and torch is
+    right at its edge (|x| = 4.6e18 -> 0)."""
+    torch = pytest.importorskip("torch")
+
+    def layer_norm(v):
+        x = np.array([v], dtype=np.float32)
+        return x, torch.nn.functional.layer_norm(torch.from_numpy(x), (1,), eps=1e-5).numpy()
+
+    for v in (1.34e36, 1e20):
+        x, y = layer_norm(v)
+        assert np.isnan(y).all()
+        assert not in_safe_domain(x, (0,), epsilon=1e-5)
+    x, y = layer_norm(4.6e18)
+    assert in_safe_domain(x, (0,), epsilon=1e-5)
+    np.testing.assert_array_equal(y, np.zeros(1, np.float32))

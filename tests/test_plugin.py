@@ -41,20 +41,23 @@ def run_pytest(tmp_path, *args, env_extra=None, path=(), unset=()):
     env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(tmp_path), env.get("PYTHONPATH", "")])
     env.update(env_extra or {})
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *args]
+    if not any(str(a).startswith("--bn-repro-dir") for a in args):  # repros of failures: here, not in the checkout
+        cmd.append(f"--bn-repro-dir={tmp_path / 'repro'}")
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_broken_subject_fails_and_is_explained(tmp_path):
     """exit 1; the report header names the subject; the failing test id is
-    test_agrees_with_float64_reference[usermod:broken-float32]; the falsifying example and
-    the @reproduce_failure blob are printed."""
+    test_agrees_with_float64_reference[usermod:broken-float32]; the input the subject
+    received, the shrunk example, the repro path and the @reproduce_failure blob are printed
+    (the rest of the one-screen format: tests/test_failure_output.py)."""
     r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken")
     out = r.stdout + r.stderr
     assert r.returncode == 1, out[-3000:]
     assert "bn-props subjects (chosen with --bn-impl/BN_IMPL): usermod:broken" in out
     assert "FAILED properties/test_agreement.py::test_agrees_with_float64_reference[usermod:broken-float32]" in out
-    assert "Falsifying example" in out or "Failing test case" in out
-    assert "@reproduce_failure(" in out
+    assert "the subject received (1 call):" in out and "drawn (shrunk) example:" in out
+    assert "@reproduce_failure(" in out and "repro: python " in out
     assert "outside the error model" in out
 
 
@@ -80,16 +83,48 @@ def test_bad_spec_is_a_usage_error(tmp_path, spec, message):
 
 def test_repro_script_reproduces_the_failure(tmp_path):
     """--bn-repro-dir saves, for the falsified property, a script that calls the subject on
-    the exact falsifying input and replays the property's check: run on its own (no
-    pytest) it fails with the same law."""
+    the exact falsifying input and replays the property's check; the failure prints its
+    path. Run on its own (no pytest) it fails with the same law."""
     repros = tmp_path / "repros"
     r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken", f"--bn-repro-dir={repros}")
     assert r.returncode == 1, r.stdout[-3000:]
-    assert "bn-props repro" in r.stdout and "np.frombuffer(bytes.fromhex(" in r.stdout
     (script,) = repros.glob("repro_*.py")
+    assert f"repro: python {script}" in r.stdout
+    assert "np.frombuffer(bytes.fromhex(" in script.read_text()
     env = {k: v for k, v in os.environ.items() if k != "BN_IMPL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "y1 =" in run.stdout
+    assert "BN(x) =" in run.stdout
     assert "agreement with the float64 reference" in run.stderr and "outside the error model" in run.stderr
+
+
+def test_bn_list_prints_whole_sentences_and_exits_cleanly(tmp_path):
+    """--bn-list (even with -n 2) prints each property with the whole first sentence of its
+    docstring, aligned, and exits 0 without pytest's "Exit" banner."""
+    r = run_pytest(tmp_path, "properties/test_metamorphic.py", "--bn-impl", "usermod:broken", "--bn-list", "-n", "2",
+                   env_extra={"COLUMNS": "200"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "Exit" not in out and "!!!!" not in out and "PASSED" not in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("test_translation_invariance"))
+    assert line.rstrip().endswith("BN(x + c) = BN(x) for any c constant over each slice (here a scalar)."), line
+    starts = {ln.index(ln.split()[1]) for ln in out.splitlines() if ln.startswith("  test_")}
+    assert len(starts) == 1, f"summaries not aligned: {starts}"
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_unknown_profile_is_a_usage_error(tmp_path, how):
+    """An unknown Hypothesis profile is one line naming it and the choices, exit 4 (pytest's
+    usage-error status, like an unknown option or a bad --bn-impl), not an INTERNALERROR."""
+    args = ["--hypothesis-profile=bogus"] if how == "option" else []
+    env = {"HYPOTHESIS_PROFILE": "bogus"} if how == "env" else {}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "properties/test_contract.py", *args],
+        cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k not in ("BN_IMPL", "HYPOTHESIS_PROFILE")}, **env},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "INTERNALERROR" not in r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "bogus" in errors[0] and "ci" in errors[0], r.stderr

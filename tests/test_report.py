@@ -5,7 +5,7 @@ import json
 import jsonschema
 import pytest
 
-from bn_reference.harness.report import SCHEMA, failure_details
+from bn_reference.harness.report import SCHEMA, SCHEMA_ID, failure_details
 
 from .test_plugin import run_pytest
 
@@ -30,6 +30,8 @@ def test_report_validates(tmp_path, workers):
     broken = [x for x in report["results"] if x["subject"] == "usermod:broken"][0]
     assert broken["failure"]["reproduce_failure"].startswith("@reproduce_failure(")
     assert "outside the error model" in broken["failure"]["message"]
+    assert broken["failure"]["calls"] and broken["failure"]["repro"].endswith(".py")
+    assert f"err/bound = {broken['worst_ratio']:.6g}" in broken["failure"]["message"]
     passed = [x for x in report["results"] if x["outcome"] == "passed"][0]
     assert passed["examples"] > 0 and passed["worst_ratio"] is not None
     md = path.with_suffix(".md").read_text()
@@ -38,7 +40,7 @@ def test_report_validates(tmp_path, workers):
 
 def test_schema_rejects_a_wrong_report():
     """The schema is not vacuous: an unknown outcome or a missing field is rejected."""
-    good = {"schema": "bn-props-report/1", "created": "t", "hypothesis_profile": "dev", "subjects": [], "results": []}
+    good = {"schema": SCHEMA_ID, "created": "t", "hypothesis_profile": "dev", "subjects": [], "results": []}
     jsonschema.validate(good, SCHEMA)
     row = {"subject": "s", "property": "p", "nodeid": "n", "outcome": "maybe", "examples": 1, "worst_ratio": 0.1, "duration_s": 0.0, "failure": None}
     with pytest.raises(jsonschema.ValidationError):
@@ -48,7 +50,14 @@ def test_schema_rejects_a_wrong_report():
 
 
 def test_failure_details_extracts_blob_and_example():
-    text = "E   AssertionError: agreement: 1 of 2 elements outside\nE   Falsifying example: test_x(\nE       subject=s,\nE   )\nE   @reproduce_failure('6.1', b'AX==')\n"
+    """The fallback record (a failure the plugin did not compose): whole message, blob,
+    draws; no calls or repro."""
+    text = (
+        "E   AssertionError: agreement: 1 of 2 elements outside\nE   Failing test case: test_x(\nE       subject=s,\n"
+        "E   )\nE   Draw 1 (case): BNCase(x=float32 (1,) [0.5])\nE   @reproduce_failure('6.1', b'AX==')\n"
+    )
     d = failure_details(text)
     assert d["reproduce_failure"] == "@reproduce_failure('6.1', b'AX==')"
-    assert d["message"].startswith("AssertionError: agreement")
+    assert d["message"].startswith("AssertionError: agreement") and d["message"].endswith("b'AX==')")
+    assert d["falsifying_example"] == "Draw 1 (case): BNCase(x=float32 (1,) [0.5])"
+    assert d["calls"] is None and d["repro"] is None

@@ -12,7 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["assert_within", "assert_identical", "as_output", "Tracker", "tracking", "count_example", "record_call", "add_subject_time"]
+__all__ = [
+    "assert_within",
+    "assert_identical",
+    "as_output",
+    "LawViolation",
+    "Call",
+    "Tracker",
+    "tracking",
+    "count_example",
+    "record_call",
+    "add_subject_time",
+    "plain",
+]
 
 
 # user_properties keys a subject test carries (set by the plugin, read by the report, the
@@ -24,14 +36,29 @@ SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls
 
 
 @dataclass
+class Call:
+    """One subject call exactly as made: ``label`` names it in the law's terms (``BN(x + 1)``,
+    ``BN(x)``), ``function`` is the subject's attribute called (``None``: the subject itself;
+    ``"moments"``, ``"vjp"``), ``x`` a copy of the input it received, ``kwargs`` the rest."""
+
+    label: str
+    x: np.ndarray
+    kwargs: dict
+    function: str | None = None
+
+
+@dataclass
 class Tracker:
-    """What one test saw: the worst err/bound ratio of its ``assert_within`` calls and the
-    number of examples it drew."""
+    """What one test saw: the worst err/bound ratio of its ``assert_within`` calls over all
+    examples (``worst``) and in the current example (``example_worst``: after a failure,
+    that of the minimal falsifying example, which Hypothesis runs last), the number of
+    examples it drew, and the current example's subject calls."""
 
     worst: float = 0.0
     examples: int = 0
-    calls: list = field(default_factory=list)  # (x, kwargs) of the current example's subject calls
+    calls: list = field(default_factory=list)  # ``Call``s of the current example
     subject_seconds: float = 0.0  # wall time spent inside subject calls
+    example_worst: float = 0.0  # may be inf (a NaN or inf where a finite value was due)
 
 
 _tracker: ContextVar[Tracker | None] = ContextVar("bn_tracker", default=None)
@@ -54,13 +81,14 @@ def count_example() -> None:
     if t is not None:
         t.examples += 1
         t.calls.clear()
+        t.example_worst = 0.0
 
 
-def record_call(x: np.ndarray, kwargs: dict) -> None:
-    """Remember a subject call of the current example (for the repro of a failure)."""
+def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str | None = None) -> None:
+    """Remember a subject call of the current example (for the failure report and its repro)."""
     t = _tracker.get()
     if t is not None:
-        t.calls.append((x.copy(), dict(kwargs)))
+        t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function))
 
 
 def add_subject_time(seconds: float) -> None:
@@ -72,8 +100,35 @@ def add_subject_time(seconds: float) -> None:
 
 def _note(ratio: float) -> None:
     t = _tracker.get()
-    if t is not None and np.isfinite(ratio):
+    if t is None:
+        return
+    t.example_worst = max(t.example_worst, float(ratio))
+    if np.isfinite(ratio):
         t.worst = max(t.worst, float(ratio))
+
+
+class LawViolation(AssertionError):
+    """A law does not hold within its bound. ``law`` is the law in words, ``ratio`` the worst
+    element's err/bound (the largest of the comparison; ``inf`` for a NaN or inf where a
+    finite value was due), ``index`` that element's index in the compared arrays of ``shape``."""
+
+    def __init__(self, message: str, *, law: str, ratio: float, index: tuple[int, ...], shape: tuple[int, ...]):
+        super().__init__(message)
+        self.law, self.ratio, self.index, self.shape = law, ratio, index, shape
+
+
+def plain(v) -> str:
+    """A number as people write it: ``0.12573022``, not ``np.float32(0.12573022)``
+    (the shortest repr that round-trips in the value's own dtype)."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, np.generic):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
 
 
 def as_output(y) -> np.ndarray:
@@ -82,13 +137,17 @@ def as_output(y) -> np.ndarray:
     return np.asarray(y).astype(np.float64)
 
 
-def assert_within(actual, expected, bound, *, law: str, x: np.ndarray | None = None) -> None:
+def assert_within(actual, expected, bound, *, law: str, x: np.ndarray | None = None, got: str = "got", want: str = "want") -> None:
     """Assert ``|actual - expected| <= bound`` elementwise (NaN counts as a mismatch
-    unless both sides are NaN), with a message that names the law and the worst element."""
+    unless both sides are NaN); on failure raise ``LawViolation`` naming the law and the
+    worst element: ``got`` (the label of ``actual``, e.g. ``BN(x + 1)``), ``want`` (that of
+    ``expected``: ``float64 reference``, or the subject's other output, e.g. ``BN(x)``),
+    |err|, bound, err/bound, and the input there when ``x`` has the outputs' shape."""
+    __tracebackhide__ = True
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
-        raise AssertionError(f"{law}: shape {actual.shape} where {expected.shape} was expected")
+        raise AssertionError(f"{law}: shape {actual.shape} of {got}, where {want} has shape {expected.shape}")
     bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), expected.shape)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.abs(actual - expected)
@@ -97,26 +156,30 @@ def assert_within(actual, expected, bound, *, law: str, x: np.ndarray | None = N
         err = np.where(both_nan | same_inf, 0.0, err)
         err = np.where(np.isnan(err), np.inf, err)
         ratio = np.where(err == 0, 0.0, err / bound)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
     ok = ratio <= 1
-    finite = ratio[np.isfinite(ratio)]
-    _note(float(finite.max(initial=0.0)))
+    _note(float(ratio.max(initial=0.0)))
     if ok.all():
         return
     bad = int((~ok).sum())
-    i = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
+    i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    index = tuple(int(k) for k in i)
+    where = "" if not index else f"[{', '.join(map(str, index))}]"
+    width = max(len(got), len(want))
     lines = [
-        f"{law}: {bad} of {ratio.size} elements outside the error model",
-        f"  worst at index {tuple(int(k) for k in i)}: got {actual[i]!r}, expected {expected[i]!r}",
-        f"  |err| = {err[i]:.6g}, bound = {bound[i]:.6g}, err/bound = {ratio[i]:.6g}",
-        f"  max |err| = {np.max(err):.6g}, max err/bound = {np.max(ratio):.6g}",
+        f"{law}: {bad} of {ratio.size} elements outside the error model; the worst{', at ' + where if where else ''}:",
+        f"  {got:<{width}} = {plain(actual[i])}",
+        f"  {want:<{width}} = {plain(expected[i])}",
+        f"  |err| = {err[i]:.6g} > bound {bound[i]:.6g}: err/bound = {ratio[i]:.6g}",
     ]
     if x is not None and x.shape == expected.shape:
-        lines.insert(2, f"  input there: x{list(i)} = {x[i]!r}")
-    raise AssertionError("\n".join(lines))
+        lines.append(f"  input there: x{where} = {plain(x[i])}")
+    raise LawViolation("\n".join(lines), law=law, ratio=float(ratio[i]), index=index, shape=ratio.shape)
 
 
 def assert_identical(actual, expected: np.ndarray, *, law: str) -> None:
     """Assert same type ndarray, shape, dtype and bit-identical values."""
+    __tracebackhide__ = True
     if not isinstance(actual, np.ndarray):
         raise AssertionError(f"{law}: returned {type(actual).__name__}, the contract requires numpy.ndarray")
     if actual.shape != expected.shape or actual.dtype != expected.dtype:
@@ -129,5 +192,5 @@ def assert_identical(actual, expected: np.ndarray, *, law: str) -> None:
         i = np.unravel_index(int(np.argmin(same)), same.shape)
         raise AssertionError(
             f"{law}: {int((~same).sum())} of {same.size} elements changed; "
-            f"first at {tuple(int(k) for k in i)}: {actual[i]!r} != {expected[i]!r}"
+            f"first at {tuple(int(k) for k in i)}: {plain(actual[i])} != {plain(expected[i])}"
         )

@@ -29,7 +29,8 @@ from urllib.parse import quote
 
 import pytest
 
-from bn_reference.selftest.killmatrix import split_id
+from bn_reference.harness.activation import is_active
+from bn_reference.harness.ids import split_id
 from bn_reference.harness.plugin import _CELL_KEY, cell_key, subjects_of
 
 __all__ = ["crashed_in", "note_crash"]
@@ -68,7 +69,7 @@ def pytest_configure(config):  # after bn_reference.harness.plugin's (subjects),
         directory = workerinput.get(_INPUT_KEY)
         config.stash[_DIR] = Path(directory) if directory else None
         return
-    if not _is_distributing(config):
+    if not _is_distributing(config) or not is_active(config):  # no crash handling in runs not about bn-props
         config.stash[_DIR] = None
         return
     config.stash[_DIR] = Path(tempfile.mkdtemp(prefix="bn-props-crashes-"))

@@ -21,6 +21,18 @@ A shared database needs random exploration: Hypothesis ignores the database in
 derandomized runs (``derandomize=True implies database=None``; a deterministic run has
 nothing to remember), so with ``--bn-db`` the ``ci`` profile runs with random seeds and the
 header says so. Its failures stay replayable from the printed ``@reproduce_failure`` blob.
+
+Every saved example belongs to one question: the property, the subject and the dtype (and
+the property's other parameters). Hypothesis keys a test's examples by a digest of the test
+function, plus the node id for ``@pytest.mark.parametrize`` cases; the subjects and dtypes
+are parametrized in ``pytest_generate_tests``, which its plugin does not see, so every subject
+of a property used to share one key, and a passing subject replayed, then deleted, another
+subject's saved failures. ``example_key`` names the question (``b"bn-props:reference:
+test_inference_returns_input[float32-training=None]"``) and ``pytest_runtest_call`` hands it
+to Hypothesis the way its own plugin does for parametrized tests (the test's
+``_hypothesis_internal_add_digest``): it enters both the database key and, in a derandomized
+run, the seed, so each (subject, dtype) explores its own examples, the same in every run.
+The key holds no path, so a checkout and an installed suite share saved failures.
 """
 from __future__ import annotations
 
@@ -31,6 +43,8 @@ from urllib.parse import urlparse
 
 import pytest
 from hypothesis import settings
+
+from bn_reference.harness.activation import is_active
 from hypothesis.database import (
     DirectoryBasedExampleDatabase,
     ExampleDatabase,
@@ -39,7 +53,7 @@ from hypothesis.database import (
     ReadOnlyDatabase,
 )
 
-__all__ = ["shared_database", "layered_database", "local_directory", "KEY_PREFIX"]
+__all__ = ["shared_database", "layered_database", "local_directory", "example_key", "KEY_PREFIX"]
 
 KEY_PREFIX = b"bn-props:"
 EXPIRE_AFTER = timedelta(days=8)
@@ -108,7 +122,7 @@ _DB_LINE = pytest.StashKey[str]()
 @pytest.hookimpl(trylast=True)  # after bn_reference.harness.plugin has loaded the profile
 def pytest_configure(config):
     url = config.getoption("bn_db") or os.environ.get("BN_DB")
-    if not url:
+    if not url or not is_active(config):  # BN_DB alone does not change a run that is not about bn-props
         return
     writable = config.getoption("bn_db_write")
     if writable is None:
@@ -123,6 +137,30 @@ def pytest_configure(config):
     settings.load_profile(name)
     mode = "read-write" if writes else "read-only"
     config.stash[_DB_LINE] = f"bn-props example database: {local_directory()} + {url} ({mode}; random seeds: a derandomized run ignores databases)"
+
+
+def example_key(item) -> bytes | None:
+    """The question a subject test asks, as the extra digest of its Hypothesis key: subject
+    spec and property with its parameters (``plugin.cell_key``: function name, dtype, then
+    the rest of the test id). None for a test without a subject."""
+    from bn_reference.harness.plugin import cell_key
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    subject = params.get("subject")
+    if subject is None:
+        return None
+    spec, prop = cell_key(subject.spec, item.originalname, item.callspec.id)
+    return KEY_PREFIX + spec.encode() + b":" + prop.encode()
+
+
+@pytest.hookimpl(tryfirst=True)  # after Hypothesis' hookwrapper set its node-id key, before the test runs
+def pytest_runtest_call(item):
+    inner = getattr(getattr(getattr(item, "obj", None), "hypothesis", None), "inner_test", None)
+    if inner is None or not is_active(item.config):
+        return
+    key = example_key(item)
+    if key is not None:
+        inner._hypothesis_internal_add_digest = key
 
 
 def pytest_report_header(config):

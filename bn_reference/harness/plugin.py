@@ -8,33 +8,47 @@ and its test id is the spec exactly as given, e.g. ``test_zero_mean[mypkg.bn:my_
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from bn_reference.harness import checks
+from bn_reference.harness import activation, checks, failure
 from bn_reference.harness import report as report_mod
 from bn_reference.harness import repro
 from bn_reference.subjects.deviations import deviation_for
 from bn_reference.harness.profiles import PROFILES, default_profile, register_profiles
 from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, load_subject
-
-register_profiles()
+from bn_reference.subjects.signature import check_signature
 
 # Guards against hostile subjects: a per-call timeout, and surviving a worker's death.
-pytest_plugins = ("bn_reference.harness.watchdog", "bn_reference.harness.crashes", "bn_reference.harness.exampledb")
+pytest_plugins = ("bn_reference.harness.watchdog", "bn_reference.harness.crashes", "bn_reference.harness.exampledb", "bn_reference.harness.determinism", "bn_reference.harness.isolation")
 
 _RATIO_KEY = checks.RATIO_KEY
 _CELL_KEY = checks.CELL_KEY
 _EXAMPLES_KEY = checks.EXAMPLES_KEY
 _SUBJECT_SECONDS_KEY = checks.SUBJECT_SECONDS_KEY
 _TRACKER = pytest.StashKey[checks.Tracker]()
+# The suite's markers and warning filters (pyproject.toml's in the checkout), declared
+# wherever it runs, so a project's --strict-markers or filterwarnings=error leave it alone.
+_SUITE_INI = (
+    ("markers", (
+        "gradients: properties of the gradient of BN (vjp); deselect with -m 'not gradients'",
+        "layers: laws of the real Keras layers and TF's fused kernel beyond the contract; deselect with -m 'not layers'",
+    )),
+    ("filterwarnings", (
+        "ignore::DeprecationWarning:tensorflow.*",
+        "ignore::DeprecationWarning:keras.*",
+        "ignore::DeprecationWarning:google.*",
+    )),
+)
 _SUBJECTS = pytest.StashKey[list]()
 _USER_CHOSEN = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser):
+    activation.addini(parser)  # when the plugin takes part in a run at all (installed, it is loaded into every one)
     group = parser.getgroup("bn-props")
     group.addoption(
         "--bn-impl",
@@ -55,7 +69,8 @@ def pytest_addoption(parser):
         "--bn-repro-dir",
         metavar="DIR",
         default=None,
-        help="save a runnable repro script for each falsified property in DIR",
+        help="save the runnable repro script of each falsified property in DIR "
+        "(default: .bn-props/repro under the rootdir); its path is printed with the failure",
     )
     group.addoption(
         "--bn-report",
@@ -78,23 +93,48 @@ def selected_specs(config) -> tuple[list[str], bool]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     specs, user_chosen = selected_specs(config)
+    if not activation.activate(config, user_chosen):  # a run that is not about bn-props: stay inert
+        config.stash[_SUBJECTS], config.stash[_USER_CHOSEN] = [], False
+        return
+    register_profiles()  # only now: Hypothesis loads its own "ci" profile by itself in CI, ours replaces it
+    if user_chosen:  # module:attr specs import from the directory pytest runs in, as with python -m pytest
+        here = str(config.invocation_params.dir)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+    for name, lines in _SUITE_INI:  # what the checkout's pyproject.toml declares, wherever the suite runs
+        for line in lines:
+            config.addinivalue_line(name, line)
     subjects = []
     for spec in specs:
         try:
             subject = load_subject(spec)
             subject.dtypes  # validates bn_dtypes early
+            check_signature(subject)  # a wrong signature: one usage error, not one shrunk failure per property
+            subject.accumulation  # and bn_accumulation
             subjects.append(subject)
         except SubjectSpecError as exc:
             raise pytest.UsageError(f"--bn-impl: {exc}") from None
     config.stash[_SUBJECTS] = subjects
     config.stash[_USER_CHOSEN] = user_chosen
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
-        config.pluginmanager.register(Matrix(), "bn-props-matrix")
-    if not config.getoption("hypothesis_profile", None):
+        config.pluginmanager.register(Matrix(report_mod.contracts(subjects)), "bn-props-matrix")
+    chosen = config.getoption("hypothesis_profile", None)
+    if chosen and not _is_profile(chosen):  # else Hypothesis' own plugin fails with an INTERNALERROR
+        raise pytest.UsageError(f"--hypothesis-profile={chosen!r}: choose one of {', '.join(PROFILES)}")
+    if not chosen:
         profile = default_profile()
         if profile not in PROFILES:
             raise pytest.UsageError(f"HYPOTHESIS_PROFILE={profile!r}: choose one of {', '.join(PROFILES)}")
         settings.load_profile(profile)
+
+
+def _is_profile(name: str) -> bool:
+    """Whether a Hypothesis profile of that name is registered (ours, or a conftest's)."""
+    try:
+        settings.get_profile(name)
+    except Exception:  # noqa: BLE001 - hypothesis.errors.InvalidArgument
+        return False
+    return True
 
 
 def subjects_of(config):
@@ -102,16 +142,20 @@ def subjects_of(config):
 
 
 def pytest_report_header(config):
+    if not activation.is_active(config):
+        return []
     names = ", ".join(s.spec for s in subjects_of(config))
     origin = "chosen with --bn-impl/BN_IMPL" if config.stash[_USER_CHOSEN] else "built-in"
     lines = [f"bn-props subjects ({origin}): {names}", f"bn-props hypothesis profile: {settings._current_profile}"]
+    lines.append("bn-props error-model contract (tolerance item 6): " + report_mod.contracts_line(report_mod.contracts(subjects_of(config))))
+    lines += activation.header(config)
     if config.stash[_USER_CHOSEN]:
         lines.append("bn-props: only properties that take a subject run (self-tests and built-in layer laws deselected)")
     return lines
 
 
 def pytest_generate_tests(metafunc):
-    if "subject" not in metafunc.fixturenames:
+    if "subject" not in metafunc.fixturenames or not activation.is_active(metafunc.config):
         return
     subjects = subjects_of(metafunc.config)
     if "dtype" in metafunc.fixturenames:
@@ -130,12 +174,14 @@ def cell_key(spec: str, name: str, callspec_id: str) -> tuple[str, str]:
 
 
 def pytest_collection_modifyitems(config, items):
+    if not activation.is_active(config):
+        return
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "subject" in params:
             known = deviation_for(params["subject"].spec, item.originalname, params.get("dtype"))
             if known is not None:
-                item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason))
+                item.add_marker(pytest.mark.xfail(strict=known.strict, reason=known.reason))
             item.user_properties.append((_CELL_KEY, cell_key(params["subject"].spec, item.originalname, item.callspec.id)))
     if not config.stash[_USER_CHOSEN]:
         return
@@ -150,31 +196,73 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def pytest_collection_finish(session):
-    config = session.config
-    if not config.getoption("bn_list"):
-        return
-    tw = config.get_terminal_writer()
-    tw.line("bn-props subjects: " + ", ".join(f"{s.spec} [{', '.join(s.dtypes)}]" for s in subjects_of(config)))
-    tw.line("bn-props properties:")
-    seen = {}
-    for item in session.items:
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """``--bn-list`` lists from this process: no xdist workers are started for it."""
+    if config.getoption("bn_list", False):
+        for name, value in (("numprocesses", 0), ("dist", "no"), ("tx", [])):
+            if hasattr(config.option, name):
+                setattr(config.option, name, value)
+
+
+def property_summaries(items) -> dict[str, list[tuple[str, str]]]:
+    """``{module path: [(property, first sentence of its docstring)]}`` of the collected
+    properties that take a subject, in collection order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    seen = set()
+    for item in items:
         if "subject" in getattr(item, "fixturenames", ()) and item.originalname not in seen:
-            doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
-            seen[item.originalname] = (item.location[0], doc[0] if doc else "")
-    for name, (path, first) in sorted(seen.items()):
-        tw.line(f"  {name:40s} {first}  ({path})")
-    pytest.exit("listed", returncode=0)
+            seen.add(item.originalname)
+            doc = getattr(getattr(item, "function", None), "__doc__", None)
+            out.setdefault(item.location[0], []).append((item.originalname, failure.first_sentence(doc)))
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """``--bn-list``: the subjects, then each property with the first sentence of its
+    docstring (whole, wrapped under its column), grouped by module; nothing runs."""
+    config = session.config
+    if not config.getoption("bn_list", False) or not activation.is_active(config):
+        return None
+    import textwrap
+
+    tw = config.get_terminal_writer()
+    tw.line("")
+    tw.line("bn-props subjects: " + ", ".join(f"{s.spec} [{', '.join(s.dtypes)}]" for s in subjects_of(config)))
+    groups = property_summaries(session.items)
+    width = max((len(name) for rows in groups.values() for name, _ in rows), default=0) + 4
+    if tw.fullwidth - width < 60:  # a narrow terminal: each summary under its name
+        width = 6
+    for path, rows in groups.items():
+        tw.line(f"{path}:")
+        for name, summary in rows:
+            wrapped = textwrap.wrap(summary, max(tw.fullwidth - width - 1, 40)) or [""]
+            if width == 6:
+                tw.line(f"  {name}")
+                tw.line(" " * width + wrapped[0])
+            else:
+                tw.line(f"  {name:<{width - 2}}{wrapped[0]}")
+            for more in wrapped[1:]:
+                tw.line(" " * width + more)
+    return True
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    with checks.tracking() as tracker:
+    if not activation.is_active(item.config):
         yield
+        return
+    with checks.tracking() as tracker:
+        outcome = yield
     item.stash[_TRACKER] = tracker
     if "subject" in getattr(item, "fixturenames", ()):
-        if tracker.worst > 0:
-            item.user_properties.append((_RATIO_KEY, tracker.worst))
+        # The worst err/bound of the examples the verdict rests on (report.SCHEMA): all of
+        # them for a pass; for a failure, the minimal falsifying example (Hypothesis runs it
+        # last), i.e. the err/bound its message prints; none if not finite.
+        ratio = tracker.example_worst if outcome.excinfo is not None else tracker.worst
+        if 0 < ratio < float("inf"):
+            item.user_properties.append((_RATIO_KEY, ratio))
         if tracker.examples:
             item.user_properties.append((_EXAMPLES_KEY, tracker.examples))
         if tracker.subject_seconds:
@@ -183,28 +271,79 @@ def pytest_runtest_call(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """A falsified property's report: one screen (``failure.compose``: the law, what the
+    subject received, the worst element, the shrunk example, the repro path and the replay
+    line) in place of the traceback when a law failed (an AssertionError); after the
+    traceback when the subject raised. The same, as data, rides on ``report.bn_failure``
+    to the controller's ``Matrix`` (and the JSON report)."""
     outcome = yield
     report = outcome.get_result()
     tracker = item.stash.get(_TRACKER, None)
-    if call.when != "call" or not report.failed or tracker is None or not tracker.calls:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if call.when != "call" or not report.failed or tracker is None or "subject" not in params or call.excinfo is None:
         return
-    params = item.callspec.params
-    text = repro.snippet(item.nodeid, params["subject"].spec, params, tracker.calls, report.longreprtext)
-    report.sections.append(("bn-props repro (python repro.py, from the checkout)", text))
-    directory = item.config.getoption("bn_repro_dir")
-    if directory:
-        path = Path(directory) / repro.file_name(item.nodeid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        report.sections.append(("bn-props repro file", str(path)))
+    if item.get_closest_marker("xfail") is not None and not item.config.option.runxfail:
+        return  # a known deviation: expected to fail
+    exc = call.excinfo.value
+    notes = list(getattr(exc, "__notes__", None) or [])
+    blob = failure.blob_of(notes)
+    repro_path = None
+    if isinstance(exc, BaseExceptionGroup):  # distinct failures, each shown with its own draws and
+        return  # blob; the recorded calls are those of whichever ran last, so none is claimed
+    if tracker.calls:
+        text = repro.snippet(item.nodeid, params["subject"].spec, params, tracker.calls, blob or "")
+        repro_path = _save_repro(item, text)
+    doc = getattr(getattr(item, "function", None), "__doc__", None)
+    message = failure.compose(exc, tracker.calls, property_doc=doc, repro_path=repro_path, notes=notes)
+    report.bn_failure = {
+        "message": message,
+        "reproduce_failure": blob,
+        "falsifying_example": "\n".join(failure.draws_of(notes)) or None,
+        "calls": [failure.encode_call(c) for c in tracker.calls],
+        "repro": repro_path,
+    }
+    if isinstance(exc, AssertionError):
+        report.longrepr = _one_screen(item, call.excinfo, message)
+    else:
+        report.sections.append(("bn-props: the falsifying example", message))
+
+
+def _save_repro(item, text: str) -> str:
+    """Write the repro script (``--bn-repro-dir``, default ``.bn-props/repro`` under the
+    rootdir); return its path, relative to the current directory when inside it."""
+    directory = item.config.getoption("bn_repro_dir") or item.config.rootpath / ".bn-props" / "repro"
+    path = Path(directory) / repro.file_name(item.nodeid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _one_screen(item, excinfo, message: str):
+    """A pytest failure representation holding just ``message`` (no traceback: the law and
+    its inputs say it all), located at the property's line that raised."""
+    from _pytest._code.code import ReprEntry, ReprExceptionInfo, ReprFileLocation, ReprTraceback
+
+    lineno = item.location[1] + 1
+    for entry in excinfo.traceback:
+        if Path(entry.path) == Path(item.path):
+            lineno = entry.lineno + 1
+    where = ReprFileLocation(item.location[0], lineno, type(excinfo.value).__name__)
+    entry = ReprEntry(message.splitlines(), None, None, where, "value")
+    first = str(excinfo.value).strip().splitlines()
+    crash = ReprFileLocation(item.location[0], lineno, first[0] if first else type(excinfo.value).__name__)
+    return ReprExceptionInfo(reprtraceback=ReprTraceback([entry], None, "value"), reprcrash=crash)
 
 
 class Matrix:
     """Outcome and worst err/bound ratio per (subject, property), gathered on the controller
     (xdist workers' reports carry them in ``user_properties``)."""
 
-    def __init__(self):
+    def __init__(self, contracts: dict[str, str] | None = None):
         self.cells: dict[tuple[str, str], dict] = {}
+        self.contracts = dict(contracts or {})  # spec -> the half-precision contract it was held to
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties)
@@ -224,7 +363,7 @@ class Matrix:
             if cell["outcome"] == "passed" or outcome in ("failed", "error"):
                 cell["outcome"] = outcome
             if report.failed:
-                cell["failure"] = report_mod.failure_details(report.longreprtext)
+                cell["failure"] = getattr(report, "bn_failure", None) or report_mod.failure_details(report.longreprtext)
         if _RATIO_KEY in props:
             cell["ratio"] = max(cell["ratio"] or 0.0, props[_RATIO_KEY])
         if _EXAMPLES_KEY in props:
@@ -239,7 +378,12 @@ class Matrix:
 
         subjects = list(dict.fromkeys(s for s, _ in self.cells))
         laws = sorted({law for _, law in self.cells})
-        table = Table(title="bn-props conformance: outcome (worst err/bound; 1.0 = at the error model's bound)")
+        table = Table(
+            title="bn-props conformance: outcome (worst err/bound; 1.0 = at the error model's bound)",
+            caption=escape("half-precision contract: " + report_mod.contracts_line({s: self.contracts[s] for s in subjects if s in self.contracts}))
+            if self.contracts
+            else None,
+        )
         table.add_column("property", no_wrap=True)
         for s in subjects:
             table.add_column(escape(s), justify="right")
@@ -251,7 +395,7 @@ class Matrix:
                     row.append("")
                     continue
                 text = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "xfailed": "xfail", "xpassed": "XPASS"}[cell["outcome"]]
-                if cell["ratio"] is not None and cell["outcome"] == "passed":
+                if cell["ratio"] is not None and cell["outcome"] in ("passed", "failed"):
                     text += f" {cell['ratio']:.2g}"
                 row.append(text)
             table.add_row(*row)
@@ -269,5 +413,6 @@ def pytest_terminal_summary(terminalreporter, config):
     path = config.getoption("bn_report")
     if path:
         specs = [s.spec for s in subjects_of(config)]
-        json_path, md_path = report_mod.write(path, report_mod.build(matrix.cells, specs, settings._current_profile))
+        report = report_mod.build(matrix.cells, specs, settings._current_profile, contracts=report_mod.contracts(subjects_of(config)))
+        json_path, md_path = report_mod.write(path, report)
         terminalreporter.write_line(f"bn-props report: {json_path} (JSON), {md_path} (Markdown)")

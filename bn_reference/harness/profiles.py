@@ -6,12 +6,20 @@
 * ``thorough``: 2,500 examples per property, for a nightly run or a release.
 * ``explore``: 100 examples, generation only (no shrinking, no database): the fastest way
   to learn *whether* a subject fails; the benchmark's time-to-first-failure profile.
+* ``conformance``: 20 examples, derandomized, shrinking on: the framework report
+  (``tox -e frameworks``, ``docs/conformance.md``): ~20 subjects times 4 dtypes, most of
+  them compiling (XLA) per new shape, so few examples per cell; each cell reproducible and
+  each failure shrunk to its smallest input.
 * ``replay``: no generation: only the failures saved in the example database (local, and
   the shared one given with ``--bn-db``) are run, e.g. to reproduce what CI found.
 
 No profile has a deadline: TF's first call in a process (graph building, kernel
 selection) takes hundreds of milliseconds, and timing is not what bn-props checks.
-All print the ``@reproduce_failure`` blob, so any failure replays from the report.
+All print the ``@reproduce_failure`` blob, so any failure replays from the report. None
+runs Hypothesis' ``explain`` phase: its "Explanation" lists the lines only failing examples
+ran, which here are numpy internals and the assertion helper, and its slice comments
+("# or any other generated value") clutter the falsifying example; the failure report
+states the law, the inputs and the worst element instead (``bn_reference.harness.failure``).
 """
 from __future__ import annotations
 
@@ -21,7 +29,8 @@ from hypothesis import HealthCheck, Phase, settings
 
 __all__ = ["register_profiles", "default_profile", "probe_settings", "PROFILES"]
 
-PROFILES = ("dev", "ci", "thorough", "explore", "replay")
+PROFILES = ("dev", "ci", "thorough", "explore", "replay", "conformance")
+_NO_EXPLAIN = tuple(p for p in Phase if p is not Phase.explain)
 _COMMON = dict(
     deadline=None,
     print_blob=True,
@@ -30,11 +39,12 @@ _COMMON = dict(
 
 
 def register_profiles() -> None:
-    settings.register_profile("dev", max_examples=100, **_COMMON)
-    settings.register_profile("ci", max_examples=200, derandomize=True, database=None, **_COMMON)
-    settings.register_profile("thorough", max_examples=2500, **_COMMON)
+    settings.register_profile("dev", max_examples=100, phases=_NO_EXPLAIN, **_COMMON)
+    settings.register_profile("ci", max_examples=200, derandomize=True, database=None, phases=_NO_EXPLAIN, **_COMMON)
+    settings.register_profile("thorough", max_examples=2500, phases=_NO_EXPLAIN, **_COMMON)
     settings.register_profile("explore", max_examples=100, phases=[Phase.generate], database=None, **_COMMON)
     settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse, Phase.shrink], **_COMMON)
+    settings.register_profile("conformance", max_examples=20, derandomize=True, database=None, phases=_NO_EXPLAIN, **_COMMON)
 
 
 def default_profile(environ=os.environ) -> str:

@@ -4,10 +4,13 @@ a Markdown rendering written next to it (``PATH`` with suffix ``.md``).
 Schema (``SCHEMA``, JSON Schema draft 2020-12)::
 
     {
-      "schema": "bn-props-report/1",
+      "schema": "bn-props-report/2",
       "created": "2026-11-25T18:00:00+00:00",       # UTC, ISO 8601
       "hypothesis_profile": "dev",
       "subjects": ["reference", "mypkg.bn:my_bn"],  # specs exactly as given
+      "contracts": {"reference": "float32-accumulation"},  # optional: the half-precision
+                                                    # contract each subject was held to
+                                                    # (tolerance item 6, bn_accumulation)
       "results": [
         {
           "subject": "mypkg.bn:my_bn",
@@ -15,16 +18,37 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
           "nodeid": "properties/test_moments.py::test_zero_mean[mypkg.bn:my_bn-float32]",
           "outcome": "passed" | "failed" | "skipped" | "xfailed" | "xpassed" | "error",
           "examples": 100,                           # examples drawn (null if none counted)
-          "worst_ratio": 0.31,                       # worst err/bound seen (null if no bound)
+          "worst_ratio": 0.31,                       # see "worst_ratio" below
           "duration_s": 0.42,
           "failure": null | {
-            "message": "...",                        # the assertion's first lines
+            "message": "...",                        # the whole failure text, as printed
             "reproduce_failure": "@reproduce_failure('6.170.17', b'...')",  # replays it
-            "falsifying_example": "..."              # as Hypothesis printed it
+            "falsifying_example": "Draw 1 (case): BNCase(...)",  # Hypothesis' draws
+            "calls": [                               # what the subject received, in order
+              {"label": "BN(x + 1)",                 # the call's name in the law
+               "function": null,                     # null: subject(...); else subject.<function>(...)
+               "x": {"dtype": "float32", "shape": [3], "hex": "bebced3e..."},  # exact bytes, C order
+               "kwargs": {"axes": [0], "scale": 1.0, "offset": 0.0, "epsilon": 0.001, "training": true}}
+            ],                                       # an array argument: {"array": {dtype, shape, hex}}
+            "repro": ".bn-props/repro/repro_test_x.py"  # the runnable repro script
           }
         }
       ]
     }
+
+``worst_ratio`` has one definition, shared with the failure message: the largest err/bound
+(|subject - truth| / bound, over the elements compared by the property's ``assert_within``
+checks) of the examples the verdict rests on. For a passed property that is every example
+drawn; for a failed one, the minimal falsifying example only, i.e. exactly the ``err/bound``
+its message prints (to 6 digits). Examples tried before shrinking do not count: their
+ratios say how bad unshrunk inputs were, not what the report shows. ``null``: no bound was
+checked (contract-only properties), or the falsifying example's worst is not finite (a NaN
+or inf where a finite value was due; the message says so).
+
+A failure's ``calls`` replay without bn-props: ``failure.decode_call`` gives ``(function, x,
+kwargs)``, and ``(getattr(subject, function) if function else subject)(x, **kwargs)`` is the
+exact call the subject failed on. A failure that did not come from a property's subject
+calls (a worker crash, an error in setup) has ``calls`` and ``repro`` null.
 """
 from __future__ import annotations
 
@@ -33,14 +57,53 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["SCHEMA", "SCHEMA_ID", "failure_details", "build", "to_markdown", "write"]
+__all__ = ["SCHEMA", "SCHEMA_ID", "CONTRACTS", "contracts", "contracts_line", "failure_details", "build", "to_markdown", "write"]
 
-SCHEMA_ID = "bn-props-report/1"
+SCHEMA_ID = "bn-props-report/2"
+# bn_accumulation -> the contract's name (``tolerance`` item 6); float32/float64 are held to
+# the same model under both.
+CONTRACTS = {"float32": "float32-accumulation", "input": "input-accumulation"}
+CONTRACT_TEXT = {
+    "float32-accumulation": "float16/bfloat16 reductions in float32, elementwise in x's dtype (strict)",
+    "input-accumulation": "float16/bfloat16 reductions in x's dtype (bn_accumulation='input', looser)",
+}
 OUTCOMES = ["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "bn-props conformance report",
+    "$defs": {
+        "array": {
+            "type": "object",
+            "required": ["dtype", "shape", "hex"],
+            "additionalProperties": False,
+            "properties": {
+                "dtype": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "hex": {"type": "string", "pattern": "^([0-9a-f]{2})*$"},
+            },
+        },
+        "call": {
+            "type": "object",
+            "required": ["label", "function", "x", "kwargs"],
+            "additionalProperties": False,
+            "properties": {
+                "label": {"type": "string"},
+                "function": {"type": ["string", "null"]},
+                "x": {"$ref": "#/$defs/array"},
+                "kwargs": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": ["number", "boolean", "null", "string"]},
+                            {"type": "array", "items": {"type": "integer"}},
+                            {"type": "object", "required": ["array"], "additionalProperties": False, "properties": {"array": {"$ref": "#/$defs/array"}}},
+                        ]
+                    },
+                },
+            },
+        },
+    },
     "type": "object",
     "required": ["schema", "created", "hypothesis_profile", "subjects", "results"],
     "additionalProperties": False,
@@ -49,6 +112,7 @@ SCHEMA = {
         "created": {"type": "string"},
         "hypothesis_profile": {"type": "string"},
         "subjects": {"type": "array", "items": {"type": "string"}},
+        "contracts": {"type": "object", "additionalProperties": {"enum": sorted(CONTRACTS.values())}},
         "results": {
             "type": "array",
             "items": {
@@ -68,12 +132,14 @@ SCHEMA = {
                             {"type": "null"},
                             {
                                 "type": "object",
-                                "required": ["message", "reproduce_failure", "falsifying_example"],
+                                "required": ["message", "reproduce_failure", "falsifying_example", "calls", "repro"],
                                 "additionalProperties": False,
                                 "properties": {
                                     "message": {"type": "string"},
                                     "reproduce_failure": {"type": ["string", "null"]},
                                     "falsifying_example": {"type": ["string", "null"]},
+                                    "calls": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"$ref": "#/$defs/call"}}]},
+                                    "repro": {"type": ["string", "null"]},
                                 },
                             },
                         ]
@@ -85,24 +151,41 @@ SCHEMA = {
 }
 
 _BLOB = re.compile(r"@reproduce_failure\([^)]*\)")
-_EXAMPLE = re.compile(r"(?:Falsifying example|Failing test case): (.*?)(?:\n\S|\Z)", re.S)
+_DRAW = re.compile(r"^Draw \d+ .*$", re.M)
 
 
 def failure_details(longrepr: str) -> dict:
-    """Message, replay blob and falsifying example out of a failed test's report text."""
-    lines = [ln[2:].rstrip() if ln.startswith("E ") else None for ln in longrepr.splitlines()]
-    message = "\n".join(ln.strip() for ln in lines if ln is not None)
+    """A ``failure`` record out of a failed test's report text alone, for failures the
+    plugin did not compose (a worker crash, an error outside a property's call): the whole
+    message (pytest's ``E`` lines, else the whole text), the replay blob, Hypothesis'
+    draws; no calls, no repro."""
+    marked = [ln[2:].strip() for ln in longrepr.splitlines() if ln.startswith("E ")]
+    message = "\n".join(marked).strip() or longrepr.strip()
     blob = _BLOB.search(longrepr)
-    example = _EXAMPLE.search(message)
-    first = [ln for ln in message.splitlines() if ln.strip()][:6]
+    draws = _DRAW.findall(message)
     return {
-        "message": "\n".join(first),
+        "message": message,
         "reproduce_failure": blob.group(0) if blob else None,
-        "falsifying_example": example.group(1).strip() if example else None,
+        "falsifying_example": "\n".join(draws) or None,
+        "calls": None,
+        "repro": None,
     }
 
 
-def build(cells: dict, subjects: list[str], profile: str) -> dict:
+def contracts(subjects) -> dict[str, str]:
+    """``{spec: contract name}`` of loaded subjects (their ``accumulation``)."""
+    return {s.spec: CONTRACTS[s.accumulation] for s in subjects}
+
+
+def contracts_line(by_spec: dict[str, str]) -> str:
+    """One line: each contract and the subjects held to it."""
+    groups: dict[str, list[str]] = {}
+    for spec, name in by_spec.items():
+        groups.setdefault(name, []).append(spec)
+    return "; ".join(f"{', '.join(specs)}: {CONTRACT_TEXT[name]}" for name, specs in groups.items()) or "-"
+
+
+def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, str] | None = None) -> dict:
     """The report dict from the plugin's matrix cells ``{(subject, property): cell}``."""
     results = []
     for (subject, prop), cell in sorted(cells.items()):
@@ -118,21 +201,27 @@ def build(cells: dict, subjects: list[str], profile: str) -> dict:
                 "failure": cell.get("failure"),
             }
         )
-    return {
+    report = {
         "schema": SCHEMA_ID,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "hypothesis_profile": profile,
         "subjects": list(subjects),
         "results": results,
     }
+    if contracts:
+        report["contracts"] = dict(contracts)
+    return report
 
 
 def to_markdown(report: dict) -> str:
-    """The matrix as a Markdown table, then one section per failure with its replay blob."""
+    """The matrix as a Markdown table (with the worst err/bound of passed and failed cells),
+    then one section per failure: its whole message, its repro script and replay blob."""
     subjects = report["subjects"]
     props = sorted({r["property"] for r in report["results"]})
     by = {(r["subject"], r["property"]): r for r in report["results"]}
     out = [f"# bn-props conformance ({report['created']}, profile `{report['hypothesis_profile']}`)", ""]
+    if report.get("contracts"):
+        out += ["Half-precision contract (error model item 6): " + contracts_line(report["contracts"]) + ".", ""]
     out.append("| property | " + " | ".join(f"`{s}`" for s in subjects) + " |")
     out.append("|---|" + "---|" * len(subjects))
     for p in props:
@@ -141,8 +230,8 @@ def to_markdown(report: dict) -> str:
             r = by.get((s, p))
             if r is None:
                 row.append("")
-            elif r["outcome"] == "passed" and r["worst_ratio"] is not None:
-                row.append(f"pass ({r['worst_ratio']:.2g})")
+            elif r["outcome"] in ("passed", "failed") and r["worst_ratio"] is not None:
+                row.append(f"{'pass' if r['outcome'] == 'passed' else '**FAIL**'} ({r['worst_ratio']:.2g})")
             else:
                 row.append({"passed": "pass", "failed": "**FAIL**"}.get(r["outcome"], r["outcome"]))
         out.append(f"| `{p}` | " + " | ".join(row) + " |")
@@ -152,7 +241,9 @@ def to_markdown(report: dict) -> str:
         for r in failures:
             f = r["failure"]
             out += [f"### `{r['nodeid']}`", "", "```", f["message"], "```"]
-            if f["reproduce_failure"]:
+            if f.get("repro") and f["repro"] not in f["message"]:
+                out += ["", f"Repro script: `python {f['repro']}` (the subject's calls, bit for bit, then the property's check)."]
+            if f["reproduce_failure"] and f["reproduce_failure"] not in f["message"]:
                 out += ["", f"Replay: add `{f['reproduce_failure']}` above the test function."]
             out.append("")
     return "\n".join(out) + "\n"

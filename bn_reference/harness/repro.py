@@ -10,10 +10,13 @@ turns that into a self-contained script:
 2. the property's own check on exactly that example, replayed through Hypothesis'
    ``reproduce_failure`` blob, which raises the same ``AssertionError``.
 
-Run it from the bn-props checkout: ``python repro.py``.
+Run it wherever bn-props is installed: ``python repro.py``. The property comes from the
+installed ``bn_reference.properties``; a ``module:attr`` subject is imported from the
+current directory, else from the directory the check ran in (recorded in the script).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -36,27 +39,30 @@ def literal(v) -> str:
 
 
 def load_property(path: str, name: str):
-    """The property function ``name`` from the test module at ``path`` (relative to the
-    checkout), as pytest would import it."""
-    import importlib.util
+    """The property function ``name`` of the suite's module at ``path`` (a test's node-id
+    path: ``properties/test_moments.py`` in the checkout, ``test_moments.py`` from
+    ``bn-props check``), imported as ``bn_reference.properties.test_moments``: from the
+    installed package, wherever the repro runs."""
+    import importlib
 
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location(Path(path).stem, root / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
+    return getattr(importlib.import_module(f"bn_reference.properties.{Path(path).stem}"), name)
 
 
 def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) -> str:
-    """The repro script for a failed property (see the module docstring)."""
+    """The repro script for a failed property (see the module docstring): ``calls`` are the
+    example's ``checks.Call``s; ``longrepr`` is any text holding the ``@reproduce_failure``
+    line (the failure's text, or the line itself)."""
     path, _, rest = nodeid.partition("::")
     name = rest.split("[", 1)[0]
     lines = [
         f'"""bn-props repro for {nodeid}.',
         "",
-        "Run from the bn-props checkout: python <this file>. Part 1 calls the subject on the",
+        "Run wherever bn-props is installed: python <this file>. Part 1 calls the subject on the",
         "falsifying input; part 2 replays the property's check on exactly that example.",
         '"""',
+        "import os",
+        "import sys",
+        "",
         "import ml_dtypes  # noqa: F401  (bfloat16 arrays)",
         "import numpy as np",
         "from hypothesis import reproduce_failure",
@@ -64,13 +70,20 @@ def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) ->
         "from bn_reference.harness.repro import load_property",
         "from bn_reference.subjects import load_subject",
         "",
+        f"sys.path[:0] = [os.getcwd(), {os.getcwd()!r}]  # the subject's module: from here, or where the check ran",
         f"subject = load_subject({spec!r})",
         "",
         "# 1. The falsifying example's subject calls, in order:",
     ]
-    for i, (x, kwargs) in enumerate(calls, 1):
-        args = ", ".join(f"{k}={literal(v)}" for k, v in kwargs.items())
-        lines += [f"x{i} = {literal(x)}", f"y{i} = subject(x{i}.copy(), {args})", f"print('y{i} =', y{i})"]
+    for i, c in enumerate(calls, 1):
+        args = ", ".join(f"{k}={literal(v)}" for k, v in c.kwargs.items())
+        fn = "subject" if c.function is None else f"subject.{c.function}"
+        lines += [
+            f"# {c.label}",
+            f"x{i} = {literal(c.x)}",
+            f"y{i} = {fn}(x{i}.copy(), {args})",
+            f"print({c.label + ' ='!r}, y{i})",
+        ]
     blob = _BLOB.search(longrepr)
     lines += ["", "# 2. The property's check on that example (raises the AssertionError):"]
     if blob:

@@ -16,6 +16,9 @@ it afterwards. A hang inside native code that never returns to the interpreter c
 interrupted by a Python signal handler; ``pytest-timeout --timeout-method=thread`` kills
 the process instead, which under xdist is a worker crash (``bn_reference.harness.crashes``).
 
+With ``--bn-isolate`` (``bn_reference.harness.isolation``) ``call`` hands every call to a
+child process instead (``delegate``), which enforces the same limit as a hard deadline.
+
 Option ``--bn-call-timeout SECONDS`` (env ``BN_CALL_TIMEOUT``; default ``DEFAULT_SECONDS``,
 generous because TF's first call in a process and a loaded CI machine are slow; 0 disables).
 """
@@ -28,7 +31,7 @@ import time
 
 import pytest
 
-__all__ = ["SubjectTimeout", "call", "configure", "DEFAULT_SECONDS"]
+__all__ = ["SubjectTimeout", "call", "configure", "delegate", "DEFAULT_SECONDS"]
 
 DEFAULT_SECONDS = 120.0
 _HAVE_ALARM = hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
@@ -37,6 +40,7 @@ _MAIN = threading.main_thread()
 _seconds = DEFAULT_SECONDS  # set by ``configure`` (pytest_configure in every process)
 _test_id: str | None = None  # the running test's node id, for the message
 _active: "_Guard | None" = None  # the guarded call in progress
+_delegate = None  # isolation mode's call(fn, *args, **kwargs), or None
 
 
 class SubjectTimeout(BaseException):
@@ -60,6 +64,13 @@ def configure(seconds: float) -> None:
     _seconds = float(seconds)
 
 
+def delegate(handler) -> None:
+    """Route every ``call`` to ``handler(fn, *args, **kwargs)`` (isolation mode); None: back
+    to the in-process timer."""
+    global _delegate
+    _delegate = handler
+
+
 def _name(fn) -> str:
     return getattr(fn, "spec", None) or getattr(fn, "__qualname__", None) or repr(fn)
 
@@ -80,8 +91,12 @@ def _on_alarm(signum, frame):
 
 def call(fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, raising ``SubjectTimeout`` if it runs longer than the
-    configured limit (main thread with SIGALRM only; otherwise unguarded)."""
+    configured limit (main thread with SIGALRM only; otherwise unguarded), or through the
+    isolation mode's child process when it is on (``delegate``)."""
+    __tracebackhide__ = True  # a failure's traceback goes from the property to the subject's code
     global _active
+    if _delegate is not None:
+        return _delegate(fn, *args, **kwargs)
     seconds = _seconds
     if seconds <= 0 or not _HAVE_ALARM or _active is not None or threading.current_thread() is not _MAIN:
         return fn(*args, **kwargs)

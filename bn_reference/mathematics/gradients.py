@@ -1,4 +1,5 @@
-r"""Gradients of batch normalization: the float64 truth, an error model, the subjects.
+r"""Gradients of batch normalization: the float64 truth, an error model, the laws, and how a
+subject's ``vjp`` (the gradient contract, ``bn_reference.subjects``) is drawn for and called.
 
 For reduced axes A (N elements per slice), ``x_hat = (x - mu) inv``, ``inv = 1/sqrt(var + eps)``
 (biased ``var``), ``y = gamma x_hat + beta`` and an upstream gradient ``dy = dL/dy``::
@@ -55,77 +56,114 @@ subnormal ``x``). Write ``m1 = mean_A(dy)``, ``m2 = mean_A(dy x_hat)`` and
        B_dgamma = R_gamma( (1 + e) (gamma_{M+3} inv |dy| (|x| + |mu|) + E_d inv |dy| + tiny inv)
                            + e |dy x_hat| ) + tiny
 
+6. Half precision (float16, bfloat16): the accumulation contract of ``tolerance`` item 6.
+   A subject's reductions (the moments, ``m1``, ``m2``, the sums behind ``dgamma`` and
+   ``dbeta``) accumulate in float32 (``v = 2^-24`` replaces ``u`` in their ``gamma_k``),
+   the elementwise stage runs in x's dtype (``u``). Changes to items 1-5, with ``e_a``,
+   ``E_var_a`` the float32 moment errors:
+
+   * the mean used elementwise is rounded to x's dtype: ``E_mu = e_a (1 + u) + u |mu| +
+     tiny``, so ``E_d = E_mu + tiny``; the variance as ``tolerance`` item 6 has it; ``e``
+     is item 3 in float32, then rounded once to x's dtype: ``e' = e + u (1 + e)``;
+   * ``E_m1 = gamma_{N+2}(v) mean_A|dy| + tiny`` (dy is exact in float32);
+   * ``E_m2`` adds the products formed in x's dtype before they are summed (``dy x`` or
+     ``dy x_hat``, ``x_hat`` itself: four roundings), ``gamma_4(u) inv P``;
+   * ``R_p`` may run in two stages, each accumulated in float32 and rounded to x's dtype:
+     over A (the gradient of the keepdims statistics), then over ``p``'s other broadcast
+     axes (the gradient of the broadcast parameter). Measured: TF's bfloat16 gradient of a
+     Python-float offset of a (2993, 3) input sums 2970, 2950, 3080 to bfloat16 2976, 2944,
+     3072, then to 8960 (the exact 9000 rounds to 9024): two roundings, ``2u`` relative to
+     ``R_p(|dy|)``;
+   * so ``B_dgamma`` takes the same ``gamma_4(u)`` per product and those two roundings:
+     ``gamma_6(u) inv |dy| (|x| + |mu|)`` per element, summed;
+   * ``B_dbeta`` the two roundings: ``+ gamma_2(u) R_beta(|dy|)``.
+
+   ``dx``'s three terms are elementwise: item 3 with x's ``u`` and ``e'``. A subject that
+   accumulates in its own dtype declares ``bn_accumulation = "input"`` and is held to items
+   1-5 with x's ``u`` throughout. Measured: TF 2.21's CPU ``reduce_sum`` accumulates float16
+   in float16 (4096 ones sum to 2048; bfloat16 sums in float32 and gives 4096), so the
+   ``tf.GradientTape`` gradients of ``tf_nn`` and the seed layer, whose ``dgamma``/``dbeta``
+   are such sums, break the float32 contract in float16 (``bn_reference/subjects/deviations.py``).
+
 The float64 reference is not exact either: each bound adds the same model at float64.
 Nothing here is tuned; every term is a count of roundings times what is rounded.
 
+7. Degenerate slices (N = 1, or a constant slice: ``var = 0``). The formulas above hold
+   unchanged, since ``inv = 1/sqrt(eps)`` is finite for ``eps > 0``: ``x_hat = 0``, so::
+
+       dx = gamma eps^(-1/2) (dy - mean_A dy),   dgamma = 0,   dbeta = R_beta(dy)
+
+   and for N = 1 ``dy - mean_A dy = 0``: ``dx = 0``. (Differentiating
+   ``y = gamma (x - mu) / sqrt(var + eps) + beta`` at ``var = 0``: ``d var / d x = 2 (x -
+   mu) / N = 0``, so only the mean's derivative ``1/N`` remains.) A Bessel-corrected
+   variance gives ``0/0`` for N = 1; an ``eps`` outside the square root divides by ``eps``
+   instead of ``sqrt(eps)``: both are caught there.
+
+8. Metamorphic laws (no float64 truth needed beyond the bound):
+
+   * orthogonality, per slice: ``sum_A dx = 0`` (above) and, since ``sum_A x_hat^2 = N var
+     / (var + eps)``, ``sum_A dx x_hat = gamma inv N m2 (1 - var/(var + eps)) = N gamma eps
+     inv^3 m2``: orthogonal to ``x_hat`` up to the epsilon term (BN is invariant under
+     ``x -> mu + a (x - mu)`` only when ``eps = 0``);
+   * scaling: ``BN_{eps a^2}(a x) = sign(a) BN_eps(x)``, so with the same ``dy``
+     ``dx(a x; eps a^2) = dx(x; eps) / |a|`` and ``dgamma(a x; eps a^2) = sign(a)
+     dgamma(x; eps)``. With ``a = +-2^k`` scaling is exact, and each side is within its own
+     bound of its truth.
+
 Domain: the autodiff form's intermediates reach ``|gamma| inv^3 N P (|x| + |mu|)``
-(``d var`` times ``x - mu``); ``in_grad_domain`` keeps them, and ``N P inv``, below
-``max / 4``, as ``tolerance.in_safe_domain`` does for the forward pass.
+(``d var`` times ``x - mu``) and ``inv^3`` itself (``rsqrt``'s gradient ``-inv^3 / 2``,
+formed in x's dtype: in float16 it overflows once ``var + eps < 6e-4``, e.g. TF's
+``RsqrtGrad`` returns -inf there); ``in_grad_domain`` keeps them, ``N P inv``, and the
+results ``R_gamma(|dy x_hat|)``, ``R_beta(|dy|)``, below ``max / 4``, as
+``tolerance.in_safe_domain`` does for the forward pass.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from hypothesis import assume
+from hypothesis import strategies as st
 
 from bn_reference.harness import checks
-from bn_reference.mathematics.reference import normalized
-from bn_reference.mathematics.strategies import bn_cases, regimes, values
+from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.laws import _subject_call  # the watchdog-guarded, timed call
+from bn_reference.mathematics.reference import batch_norm_vjp, normalized, reduce_to
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
-from bn_reference.mathematics.tolerance import finfo, gamma, moment_error, times, unit_roundoff
+from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, moment_error, times, unit_roundoff
 
 __all__ = [
     "reduce_to",
     "analytic_grads",
+    "accumulation_dtype",
     "GradBound",
     "grad_bound",
     "in_grad_domain",
     "grad_cases",
+    "degenerate_cases",
+    "degenerate_grad_cases",
+    "scaled_grad_cases",
+    "vjp_call",
     "check_dx_agreement",
     "check_dx_sums_to_zero",
+    "check_dx_orthogonal_to_x_hat",
     "check_dgamma",
     "check_dbeta",
-    "GRADIENT_LAWS",
-    "GRADIENT_SUBJECTS",
-    "GRADIENT_DTYPES",
-    "tape_grads",
+    "check_dx_scaling",
+    "check_degenerate_gradient",
 ]
 
-GRADIENT_DTYPES = ("float32",)
+HALF = ("float16", "bfloat16")
+analytic_grads = batch_norm_vjp  # the float64 truth lives with the reference (item 7 there too)
 
 
-# --------------------------------------------------------------------------------------
-# The mathematics (float64)
-# --------------------------------------------------------------------------------------
-
-
-def reduce_to(a: np.ndarray, shape) -> np.ndarray:
-    """R_p: sum ``a`` over the axes along which an array of ``shape`` is broadcast to
-    ``a.shape`` (leading axes it lacks, and its size-1 axes), giving ``shape``."""
-    a = np.asarray(a)
-    shape = tuple(shape)
-    lead = a.ndim - len(shape)
-    a = a.sum(axis=tuple(range(lead))) if lead else a
-    ones = tuple(i for i, s in enumerate(shape) if s == 1 and a.shape[i] != 1)
-    return (a.sum(axis=ones, keepdims=True) if ones else a).reshape(shape)
-
-
-def analytic_grads(x, dy, axes, scale, epsilon, *, offset=None):
-    """``(dx, dgamma, dbeta)`` in float64, exactly the formulas of the module docstring::
-
-        dx     = gamma inv (dy - mean_A(dy) - x_hat mean_A(dy x_hat))
-        dgamma = R_gamma(dy x_hat),  dbeta = R_beta(dy)
-
-    ``dgamma`` has ``scale``'s shape, ``dbeta`` ``offset``'s (default: ``scale``'s)."""
-    axes = tuple(axes)
-    x_hat = normalized(np.asarray(x), axes, epsilon)
-    inv = 1 / np.sqrt(np.asarray(x, dtype=np.float64).var(axis=axes, keepdims=True) + epsilon)
-    g = np.asarray(scale, dtype=np.float64)
-    d = np.asarray(dy, dtype=np.float64)
-    m1 = d.mean(axis=axes, keepdims=True)
-    m2 = (d * x_hat).mean(axis=axes, keepdims=True)
-    dx = g * inv * (d - m1 - x_hat * m2)
-    oshape = np.shape(scale if offset is None else offset)
-    return dx, reduce_to(d * x_hat, np.shape(scale)), reduce_to(d, oshape)
+def accumulation_dtype(dtype, accumulation: str = "float32") -> np.dtype:
+    """The dtype a correct subject's reductions accumulate in (item 6): float32 for float16
+    and bfloat16 under the default contract, x's own dtype otherwise or under ``"input"``."""
+    dtype = np.dtype(dtype)
+    if accumulation not in ("float32", "input"):
+        raise ValueError(f"accumulation must be 'float32' or 'input', got {accumulation!r}")
+    return np.dtype(np.float32) if dtype.name in HALF and accumulation == "float32" else dtype
 
 
 # --------------------------------------------------------------------------------------
@@ -143,25 +181,42 @@ class GradBound:
         return GradBound(self.dx + other.dx, self.dgamma + other.dgamma, self.dbeta + other.dbeta)
 
 
-def _model(x64, d, axes, g, eps, gshape, bshape, dtype) -> GradBound:
-    fi = finfo(dtype)
-    u, tiny = unit_roundoff(dtype), float(fi.tiny)
-    me = moment_error(x64, axes, dtype)
+def _moments_used(x64, axes, eps, dtype, acc):
+    """(MomentError at acc, E_mu, e) for the elementwise stage in ``dtype`` (items 3 and 6)."""
+    u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
+    ua = unit_roundoff(acc)
+    me = moment_error(x64, axes, acc)
+    e_mu, e_var = me.mean, me.var
+    if acc != dtype:  # tolerance item 6: the mean and variance rounded to x's dtype
+        e_mu = me.mean * (1 + u) + u * np.abs(me.mu) + tiny
+        g3 = float(gamma(3, u))
+        e_var_a = g3 * (me.sigma2 + np.square(e_mu)) + (1 + g3) * me.var + np.square(e_mu) + 2 * tiny
+        e_var = e_var_a * (1 + u) + u * me.sigma2 + tiny
+    e = inv_relative_error(e_var + ua * eps + float(finfo(acc).smallest_subnormal), me.sigma2 + eps, ua)
+    if acc != dtype:
+        e = e + u * (1 + e)
+    return me, e_mu, e
+
+
+def _model(x64, d, axes, g, eps, gshape, bshape, dtype, acc) -> GradBound:
+    u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
+    ua = unit_roundoff(acc)
+    half = acc != dtype
+    me, e_mu, e = _moments_used(x64, axes, eps, dtype, acc)
     n = me.n
-    denom = me.sigma2 + eps
     with np.errstate(divide="ignore"):
-        inv = 1 / np.sqrt(denom)
-    e = inv_relative_error(me.var + u * eps + float(fi.smallest_subnormal), denom, u)
-    e_d = me.mean + tiny
+        inv = 1 / np.sqrt(me.sigma2 + eps)
+    e_d = e_mu + tiny
     ad = np.abs(d)
     big = np.abs(x64) + np.abs(me.mu)  # |x| + |mu|
     with np.errstate(invalid="ignore", over="ignore"):
         x_hat = (x64 - me.mu) * inv
         m1 = d.mean(axis=axes, keepdims=True)
         m2 = (d * x_hat).mean(axis=axes, keepdims=True)
-        e_m1 = moment_error(d, axes, dtype).mean
+        e_m1 = moment_error(d, axes, acc).mean
+        products = gamma(n + 2, ua) + (gamma(4, u) if half else 0.0)
         e_m2 = (
-            times(gamma(n + 2, u) * inv, (ad * big).mean(axis=axes, keepdims=True))
+            times(products * inv, (ad * big).mean(axis=axes, keepdims=True))
             + times(e_d * inv, ad.mean(axis=axes, keepdims=True))
             + tiny * inv
         )
@@ -175,40 +230,48 @@ def _model(x64, d, axes, g, eps, gshape, bshape, dtype) -> GradBound:
             + (1 + rho3) * (times(np.abs(x_hat), e_m2) + times(np.abs(m2), e_d * inv) + times(e_d * inv, e_m2))
         ) + 4 * tiny
         m = x64.size // int(np.prod(gshape))  # elements summed into one gamma entry
-        per = (1 + e) * (times(gamma(m + 3, u) * inv, ad * big) + times(e_d * inv, ad) + tiny * inv) + times(e, np.abs(d * x_hat))
+        pg = gamma(m + 3, ua) + (gamma(6, u) if half else 0.0)
+        per = (1 + e) * (times(pg * inv, ad * big) + times(e_d * inv, ad) + tiny * inv) + times(e, np.abs(d * x_hat))
         b_dgamma = reduce_to(np.broadcast_to(per, x64.shape), gshape) + tiny
         mb = x64.size // int(np.prod(bshape))
-        b_dbeta = reduce_to(gamma(mb, u) * ad + tiny, bshape)
+        b_dbeta = reduce_to(gamma(mb, ua) * ad + tiny + (gamma(2, u) * ad if half else 0.0), bshape)
     nan_inf = lambda b: np.where(np.isnan(b), np.inf, b)  # noqa: E731
     return GradBound(nan_inf(np.broadcast_to(b_dx, x64.shape)), nan_inf(b_dgamma), nan_inf(b_dbeta))
 
 
-def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None) -> GradBound:
+def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32") -> GradBound:
     """Bounds on ``|dx - dx64|``, ``|dgamma - dgamma64|``, ``|dbeta - dbeta64|`` for a correct
-    subject in ``dtype`` (default x's): the model at ``dtype`` plus the model at float64."""
+    subject in ``dtype`` (default x's) under the ``accumulation`` contract (item 6): the
+    model at ``dtype`` plus the model at float64."""
     dtype = np.dtype(dtype if dtype is not None else np.asarray(x).dtype)
+    acc = accumulation_dtype(dtype, accumulation)
     x64 = np.asarray(x).astype(np.float64)
     d = np.asarray(dy).astype(np.float64)
     g = np.asarray(scale, dtype=np.float64)
     shapes = (np.shape(scale), np.shape(scale if offset is None else offset))
-    b = _model(x64, d, tuple(axes), g, float(epsilon), *shapes, dtype)
+    b = _model(x64, d, tuple(axes), g, float(epsilon), *shapes, dtype, acc)
     if dtype != np.float64:
-        b = b + _model(x64, d, tuple(axes), g, float(epsilon), *shapes, np.dtype(np.float64))
+        f64 = np.dtype(np.float64)
+        b = b + _model(x64, d, tuple(axes), g, float(epsilon), *shapes, f64, f64)
     return b
 
 
-def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3) -> bool:
-    """True when the autodiff form's intermediates stay below max / 4 (module docstring)."""
+def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool:
+    """True when the autodiff form's intermediates stay below max / 4 (module docstring), and
+    so do the sums ``R_gamma(|dy x_hat|)`` and ``R_beta(|dy|)`` that are the results."""
     limit = float(finfo(np.asarray(x).dtype).max) / 4
-    x64 = np.asarray(x, dtype=np.float64)
+    axes = tuple(axes)
+    x64 = np.asarray(x).astype(np.float64)
+    d = np.abs(np.asarray(dy).astype(np.float64))
     n = int(np.prod([x64.shape[a] for a in axes]))
-    mu = x64.mean(axis=tuple(axes), keepdims=True)
+    mu = x64.mean(axis=axes, keepdims=True)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        inv = 1 / np.sqrt(x64.var(axis=tuple(axes), keepdims=True) + float(epsilon))
+        inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + float(epsilon))
         big = np.abs(x64) + np.abs(mu)
-        p = (np.abs(np.asarray(dy, dtype=np.float64)) * big).mean(axis=tuple(axes), keepdims=True)
+        p = (d * big).mean(axis=axes, keepdims=True)
         worst = np.abs(np.asarray(scale, dtype=np.float64)) * inv**3 * n * p * big
-        ok = np.all(worst <= limit) and np.all(n * p * inv <= limit)
+        sums = (reduce_to(np.broadcast_to(d * big * inv, x64.shape), np.shape(scale)), reduce_to(d, np.shape(scale if offset is None else offset)))
+        ok = np.all(worst <= limit) and np.all(n * p * inv <= limit) and np.all(inv**3 <= limit) and all(np.all(s <= limit) for s in sums)
     return bool(ok)
 
 
@@ -216,154 +279,203 @@ def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3) -> bool:
 # Drawing a case: a BN case plus an upstream gradient dy of the same shape and dtype
 # --------------------------------------------------------------------------------------
 
-DY_REGIMES = regimes(kinds=("gaussian", "integers"), locations=(0.0, 1.0, -10.0), spreads=(1.0, 10.0))
+DY_REGIMES = bst.regimes(kinds=("gaussian", "integers"), locations=(0.0, 1.0, -10.0), spreads=(1.0, 10.0))
 
 
-def grad_cases(data, fn, dtype="float32"):
-    """Draw ``(case, dy)``: ``case`` from ``bn_cases`` on the axis sets ``fn.bn_axes``
-    allows, ``dy`` from a seeded generator like the data (a location, so that mean_A(dy) is
-    not always ~0, plus Gaussian or integer noise), in the gradient's domain."""
-    case = data.draw(bn_cases(dtypes=(dtype,), axes_sets=getattr(fn, "bn_axes", None)), label="case")
-    dy, regime, seed = data.draw(values(case.x.shape, case.axes, dtype, data.draw(DY_REGIMES, label="dy regime")), label="dy")
-    assume(in_grad_domain(case.x, dy, case.axes, case.scale, case.epsilon))
-    return case, dy
+def _draw_dy(data, case):
+    """dy from a seeded generator like the data: a location (so that mean_A(dy) is not
+    always ~0) plus Gaussian or integer noise, in x's dtype; the case kept only inside the
+    gradient's domain."""
+    regime = data.draw(DY_REGIMES, label="dy regime")
+    dy, _, _ = data.draw(bst.values(case.x.shape, case.axes, case.x.dtype.name, regime), label="dy")
+    assume(in_grad_domain(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset))
+    return dy
 
 
-def _call(fn, case, dy):
-    dx, dg, db = fn(case.x.copy(), dy.copy(), axes=case.axes, scale=case.scale, offset=case.offset, epsilon=case.epsilon)
-    return tuple(np.asarray(t, dtype=np.float64) for t in (dx, dg, db))
+def grad_cases(data, subject, dtype="float32"):
+    """Draw ``(case, dy)``: ``case`` from ``bn_cases`` on the axis sets the subject allows."""
+    case = bst.draw_case(data, subject, dtype)
+    return case, _draw_dy(data, case)
 
 
-def _truth(case, dy):
+def _constant_slices(case):
+    """``case`` with every slice constant: x's first element along the reduced axes, repeated."""
+    first = case.x[tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim))]
+    return bst.replace(case, x=np.broadcast_to(first, case.x.shape).copy())
+
+
+@functools.lru_cache(maxsize=64)
+def degenerate_cases(dtype="float32", axes_sets=None):
+    """Cases with ``var = 0`` in every slice (item 7): N = 1 (``single_element_cases``), or
+    small shapes with every slice constant; inside the forward's safe domain."""
+    constant = bst.bn_cases(dtypes=(dtype,), shape_strategy=bst.shapes(max_dims=4), axes_sets=axes_sets).map(_constant_slices)
+    safe = lambda c: in_safe_domain(c.x, c.axes, c.scale, c.offset, c.epsilon)  # noqa: E731
+    return st.one_of(bst.single_element_cases(dtype, axes_sets), constant.filter(safe))
+
+
+def degenerate_grad_cases(data, subject, dtype="float32"):
+    """``(case, dy)`` with ``case`` from ``degenerate_cases``."""
+    case = bst.draw_case(data, subject, dtype, strategy=degenerate_cases(dtype, subject.axes_sets))
+    return case, _draw_dy(data, case)
+
+
+def scaled_grad_cases(data, subject, dtype="float32"):
+    """``(case, scaled, a, dy)``: ``scaled`` is ``case`` with ``x -> a x`` and ``eps -> eps a^2``
+    for ``a = +-2^k``, k in -3..3, kept only where the scaling is exact (no overflow,
+    no lost subnormal bits) and both cases are inside the domains."""
+    case, dy = grad_cases(data, subject, dtype)
+    a = data.draw(st.sampled_from((1.0, -1.0)), label="sign") * 2.0 ** data.draw(st.integers(-3, 3), label="k")
+    with np.errstate(over="ignore", under="ignore"):
+        x = (case.x.astype(np.float64) * a).astype(case.x.dtype)
+    assume(np.array_equal(x.astype(np.float64) / a, case.x.astype(np.float64)))
+    eps = case.epsilon * a * a
+    assume(eps >= float(finfo(dtype).tiny))
+    scaled = bst.replace(case, x=x, epsilon=eps)
+    bst.assume_safe(scaled)
+    assume(in_grad_domain(x, dy, case.axes, case.scale, eps, offset=case.offset))
+    return case, scaled, a, dy
+
+
+# --------------------------------------------------------------------------------------
+# Calling the subject's vjp and checking the contract's shapes
+# --------------------------------------------------------------------------------------
+
+
+def _vjp_of(subject):
+    v = getattr(subject, "vjp", None)
+    if v is None:
+        raise TypeError(f"subject {subject!r} has no vjp (the gradient contract: vjp(x, dy, *, axes, scale, offset, epsilon))")
+    return v
+
+
+def vjp_call(subject, case, dy, label: str = "vjp(x, dy)"):
+    """``subject.vjp(x, dy, axes=, scale=, offset=, epsilon=)`` on private copies, recorded for
+    the repro and limited in time like a forward call; the result checked against the
+    contract (a triple; ``dx`` of x's shape and dtype; ``dscale``/``doffset`` of the shapes of
+    ``scale``/``offset``) and returned as three float64 arrays."""
+    kwargs = dict(axes=case.axes, scale=case.scale, offset=case.offset, epsilon=case.epsilon)
+    checks.record_call(case.x, {"dy": dy, **kwargs}, label=label, function="vjp")
+    out = _subject_call(_vjp_of(subject), case.x.copy(), dy.copy(), **kwargs)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise AssertionError(f"vjp returned {type(out).__name__}, the contract requires a triple (dx, dscale, doffset)")
+    dx, dg, db = out
+    if np.shape(dx) != case.x.shape or np.asarray(dx).dtype != case.x.dtype:
+        raise AssertionError(
+            f"vjp: dx has shape {np.shape(dx)} dtype {np.asarray(dx).dtype}; the contract requires x's, {case.x.shape} {case.x.dtype}"
+        )
+    for name, got, param in (("dscale", dg, case.scale), ("doffset", db, case.offset)):
+        if np.shape(got) != np.shape(param):
+            raise AssertionError(f"vjp: {name} has shape {np.shape(got)}; the contract requires the shape of {name[1:]}, {np.shape(param)}")
+    return tuple(np.asarray(t).astype(np.float64) for t in (dx, dg, db))
+
+
+def _accumulation(subject) -> str:
+    return getattr(subject, "accumulation", None) or getattr(subject, "bn_accumulation", "float32")
+
+
+def _truth(subject, case, dy):
     want = analytic_grads(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset)
-    tol = grad_bound(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset)
+    tol = grad_bound(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset, accumulation=_accumulation(subject))
     return want, tol
 
 
-def check_dx_agreement(fn, case, dy) -> None:
+# --------------------------------------------------------------------------------------
+# The laws
+# --------------------------------------------------------------------------------------
+
+DX_LAW = "dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat))"
+DGAMMA_LAW = "dgamma = sum over A and gamma's broadcast axes of dy x_hat"
+DBETA_LAW = "dbeta = sum over A and beta's broadcast axes of dy"
+
+
+def check_dx_agreement(subject, case, dy) -> None:
     """|dx - dx64| <= B_dx elementwise."""
-    (dx, _, _), ((want, _, _), tol) = _call(fn, case, dy), _truth(case, dy)
-    checks.assert_within(dx, want, tol.dx, law="dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat))", x=case.x)
+    (dx, _, _), ((want, _, _), tol) = vjp_call(subject, case, dy), _truth(subject, case, dy)
+    checks.assert_within(dx, want, tol.dx, law=DX_LAW, x=case.x)
 
 
-def check_dx_sums_to_zero(fn, case, dy) -> None:
-    """|mean_A dx| <= mean_A(B_dx) + float64 summation: each dx_i is within B_i of a vector
-    whose mean over A is exactly 0."""
-    dx = _call(fn, case, dy)[0]
-    _, tol = _truth(case, dy)
-    got = dx.mean(axis=case.axes, keepdims=True)
-    slack = tol.dx.mean(axis=case.axes, keepdims=True)
-    slack = slack + times(gamma(case.n + 1, unit_roundoff(np.float64)), np.abs(dx).mean(axis=case.axes, keepdims=True))
-    checks.assert_within(got, np.zeros_like(got), slack, law="sum_A dx = 0 (dx orthogonal to constants along A)")
-
-
-def check_dgamma(fn, case, dy) -> None:
+def check_dgamma(subject, case, dy) -> None:
     """dgamma = R_gamma(dy x_hat) within B_dgamma (scale's shape)."""
-    (_, dg, _), ((_, want, _), tol) = _call(fn, case, dy), _truth(case, dy)
-    checks.assert_within(dg, want, tol.dgamma, law="dgamma = sum over A and gamma's broadcast axes of dy x_hat")
+    (_, dg, _), ((_, want, _), tol) = vjp_call(subject, case, dy), _truth(subject, case, dy)
+    checks.assert_within(dg, want, tol.dgamma, law=DGAMMA_LAW)
 
 
-def check_dbeta(fn, case, dy) -> None:
+def check_dbeta(subject, case, dy) -> None:
     """dbeta = R_beta(dy) within B_dbeta (offset's shape)."""
-    (_, _, db), ((_, _, want), tol) = _call(fn, case, dy), _truth(case, dy)
-    checks.assert_within(db, want, tol.dbeta, law="dbeta = sum over A and beta's broadcast axes of dy")
+    (_, _, db), ((_, _, want), tol) = vjp_call(subject, case, dy), _truth(subject, case, dy)
+    checks.assert_within(db, want, tol.dbeta, law=DBETA_LAW)
 
 
-GRADIENT_LAWS = {
-    "dx_agreement": check_dx_agreement,
-    "dx_sums_to_zero": check_dx_sums_to_zero,
-    "dgamma": check_dgamma,
-    "dbeta": check_dbeta,
-}
+def _check_projection(dx, tol_dx, w, e_w, expected, e_expected, case, law) -> None:
+    """``mean_A(dx w) = expected`` per slice: each dx_i is within B_i of the true dx_i, the
+    float64 weights ``w`` within ``e_w`` of theirs, the product summed in float64; so
+    ``|mean_A(dx w) - expected| <= mean_A(B |w|) + mean_A(|dx| e_w) + gamma_{N+1}(u64)
+    mean_A(|dx w|) + e_expected``."""
+    axes = case.axes
+    u64 = unit_roundoff(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = (dx * w).mean(axis=axes, keepdims=True)
+        slack = (
+            times(tol_dx, np.abs(w)).mean(axis=axes, keepdims=True)
+            + times(np.abs(dx), e_w).mean(axis=axes, keepdims=True)
+            + times(gamma(case.n + 1, u64), np.abs(dx * w).mean(axis=axes, keepdims=True))
+            + e_expected
+        )
+    checks.assert_within(got, np.broadcast_to(expected, got.shape), slack, law=law)
 
 
-# --------------------------------------------------------------------------------------
-# Gradient subjects: grads(x, dy, *, axes, scale, offset, epsilon) -> (dx, dscale, doffset)
-# --------------------------------------------------------------------------------------
+def check_dx_sums_to_zero(subject, case, dy) -> None:
+    """mean_A dx = 0: BN(x + c) = BN(x) for c constant along A (weights 1, exact)."""
+    dx = vjp_call(subject, case, dy)[0]
+    _, tol = _truth(subject, case, dy)
+    _check_projection(dx, tol.dx, 1.0, 0.0, 0.0, 0.0, case, law="sum_A dx = 0 (dx orthogonal to constants along A)")
 
 
-def _param(v, dtype):
-    from bn_reference.subjects._tf import tf
-
-    return tf.constant(np.asarray(v, dtype=np.float64).astype(dtype))
-
-
-def tape_grads(forward, x, dy, scale, offset, variables=()):
-    """Run ``y = forward(x_t, scale_t, offset_t)`` under a ``tf.GradientTape`` watching the
-    three tensors (constants, so ``tape.watch``) and return the vector-Jacobian product with
-    ``dy`` for them, plus for ``variables`` if given: ``[dx, dscale, doffset, *dvars]``."""
-    from bn_reference.subjects._tf import tf
-
-    t, g, b = tf.constant(x), _param(scale, x.dtype), _param(offset, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch([t, g, b])
-        y = forward(t, g, b)
-    out = tape.gradient(
-        y, [t, g, b, *variables], output_gradients=tf.constant(dy), unconnected_gradients=tf.UnconnectedGradients.ZERO
+def check_dx_orthogonal_to_x_hat(subject, case, dy) -> None:
+    """mean_A(dx x_hat) = gamma eps inv^3 mean_A(dy x_hat) (item 8): zero up to the epsilon
+    term. ``x_hat`` in float64 is within the float64 forward bound (``tolerance.bound`` at
+    float64, gamma = 1, beta = 0); the right side, from float64 ``m2`` and ``inv``, within
+    ``|gamma| eps inv^3 (gamma_12(u64) |m2| + mean_A(|dy| e_w) + gamma_{N+2}(u64) mean_A|dy x_hat|)``."""
+    dx = vjp_call(subject, case, dy)[0]
+    _, tol = _truth(subject, case, dy)
+    axes, eps = case.axes, case.epsilon
+    u64 = unit_roundoff(np.float64)
+    x_hat = normalized(case.x, axes, eps)
+    e_w = bound(case.x, axes, 1.0, 0.0, eps, np.float64)
+    x64 = case.x.astype(np.float64)
+    inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
+    d = dy.astype(np.float64)
+    g = np.asarray(case.scale, dtype=np.float64)
+    m2 = (d * x_hat).mean(axis=axes, keepdims=True)
+    expected = g * eps * inv**3 * m2
+    e_expected = np.abs(g) * eps * inv**3 * (
+        gamma(12, u64) * np.abs(m2) + (np.abs(d) * e_w).mean(axis=axes, keepdims=True) + gamma(case.n + 2, u64) * np.abs(d * x_hat).mean(axis=axes, keepdims=True)
     )
-    return [np.asarray(o) for o in out]
+    _check_projection(dx, tol.dx, x_hat, e_w, expected, e_expected, case, law="mean_A(dx x_hat) = gamma eps inv^3 mean_A(dy x_hat) (dx orthogonal to x_hat up to eps)")
 
 
-def _kept_shape(shape, axes):
-    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+def check_dx_scaling(subject, case, scaled, a, dy) -> None:
+    """dx(a x; eps a^2) |a| = dx(x; eps) and dgamma(a x; eps a^2) sign(a) = dgamma(x; eps),
+    each side within its own bound (item 8)."""
+    dx, dg, _ = vjp_call(subject, case, dy)
+    dx_a, dg_a, _ = vjp_call(subject, scaled, dy, label=f"vjp(a x, dy) with eps a^2, a = {a:g}")
+    _, tol = _truth(subject, case, dy)
+    _, tol_a = _truth(subject, scaled, dy)
+    s = abs(a)
+    checks.assert_within(dx_a * s, dx, tol.dx + s * tol_a.dx, law=f"dx(a x; eps a^2) |a| = dx(x; eps), a = {a:g}", x=case.x)
+    checks.assert_within(dg_a * np.sign(a), dg, tol.dgamma + tol_a.dgamma, law=f"dgamma(a x; eps a^2) sign(a) = dgamma(x; eps), a = {a:g}")
 
 
-def seed_layer_grads(x, dy, *, axes, scale, offset, epsilon):
-    """The seed layer (``SeedBatchNorm``, training=True) with scale and offset passed as
-    watched tensors."""
-    from bn_reference.subjects.seed_notebook import SeedBatchNorm
-
-    def forward(t, g, b):
-        return SeedBatchNorm(scale=g, offset=b, axes=axes, epsilon=epsilon, dtype=x.dtype.name)(t, training=True)
-
-    return tuple(tape_grads(forward, x, dy, scale, offset))
-
-
-def tf_nn_grads(x, dy, *, axes, scale, offset, epsilon):
-    """``tf.nn.moments(keepdims=True)`` + ``tf.nn.batch_normalization``."""
-    from bn_reference.subjects._tf import tf
-
-    def forward(t, g, b):
-        mean, var = tf.nn.moments(t, list(axes), keepdims=True)
-        return tf.nn.batch_normalization(t, mean, var, b, g, epsilon)
-
-    return tuple(tape_grads(forward, x, dy, scale, offset))
-
-
-def keras_bn_grads(x, dy, *, axes, scale, offset, epsilon):
-    """``keras.layers.BatchNormalization(axis=k)`` called with training=True, k the one kept
-    axis; its per-feature gamma/beta are set to scale/offset broadcast to the k axis, and
-    their gradients reduced back to scale's and offset's shapes (R_gamma, R_beta)."""
-    from bn_reference.subjects._tf import keras
-
-    (k,) = [i for i in range(x.ndim) if i not in axes]
-    kept = _kept_shape(x.shape, axes)
-    layer = keras.layers.BatchNormalization(axis=k, epsilon=epsilon, dtype=x.dtype.name)
-    layer.build(x.shape)
-    layer.gamma.assign(np.broadcast_to(np.asarray(scale, dtype=x.dtype), kept).reshape(-1))
-    layer.beta.assign(np.broadcast_to(np.asarray(offset, dtype=x.dtype), kept).reshape(-1))
-    dx, _, _, dg, db = tape_grads(
-        lambda t, g, b: layer(t, training=True), x, dy, scale, offset, variables=[layer.gamma, layer.beta]
-    )
-    return dx, reduce_to(dg.reshape(kept), np.shape(scale)), reduce_to(db.reshape(kept), np.shape(offset))
-
-
-keras_bn_grads.bn_axes = lambda ndim: [tuple(a for a in range(ndim) if a != k) for k in range(ndim)] if ndim >= 2 else []
-
-
-def keras_ln_grads(x, dy, *, axes, scale, offset, epsilon):
-    """``keras.layers.LayerNormalization(axis=axes, center=False, scale=False)`` (its own
-    gamma/beta are per element of the reduced axes, not per feature), then ``* scale +
-    offset`` applied outside on the watched tensors."""
-    from bn_reference.subjects._tf import keras
-
-    layer = keras.layers.LayerNormalization(axis=list(axes), epsilon=epsilon, center=False, scale=False, dtype=x.dtype.name)
-    return tuple(tape_grads(lambda t, g, b: layer(t) * g + b, x, dy, scale, offset))
-
-
-GRADIENT_SUBJECTS = {
-    "seed_layer": seed_layer_grads,
-    "tf_nn": tf_nn_grads,
-    "keras_bn": keras_bn_grads,
-    "keras_ln": keras_ln_grads,
-}
+def check_degenerate_gradient(subject, case, dy) -> None:
+    """var = 0 in every slice (N = 1 or constant slices): dx, dgamma, dbeta finite and equal to
+    the reference's (``reference.batch_norm_vjp``: dx = gamma eps^-1/2 (dy - mean_A dy),
+    dgamma = 0, dbeta = R_beta(dy)) within the bounds."""
+    got = vjp_call(subject, case, dy)
+    want, tol = _truth(subject, case, dy)
+    for name, g in zip(("dx", "dscale", "doffset"), got):
+        bad = ~np.isfinite(g)
+        if bad.any():
+            raise AssertionError(f"gradient of var = 0 slices (N = {case.n}): {name} has {int(bad.sum())} non-finite values, e.g. {g[bad].flat[0]!r}; the reference's is finite")
+    laws = (DX_LAW + " = gamma eps^-1/2 (dy - mean_A dy) at var = 0", DGAMMA_LAW + " = 0 at var = 0", DBETA_LAW)
+    for g, w, b, law in zip(got, want, (tol.dx, tol.dgamma, tol.dbeta), laws):
+        checks.assert_within(g, w, b, law=law)

@@ -5,8 +5,9 @@ Properties stay a few lines long: they draw a case, call the subject through
 """
 from __future__ import annotations
 
-import functools
+import contextlib
 import time
+import warnings
 
 import numpy as np
 
@@ -27,22 +28,44 @@ __all__ = [
     "law_of_total_variance",
     "check_nonfinite_isolated",
     "check_empty_output",
+    "check_refusal",
+    "provoked_warnings",
+    "UNIT_VARIANCE_LAW",
 ]
 
 
-def call(subject, case: BNCase, x: np.ndarray | None = None, **overrides):
+def call(subject, case: BNCase, x: np.ndarray | None = None, *, label: str = "BN(x)", edge_input: bool = False, **overrides):
     """Call the subject on ``x`` (default: a private copy of ``case.x``, so a subject that
     writes into its input cannot corrupt the comparison) with the case's arguments; the
-    call is recorded for the repro of a failure, and limited in time (``watchdog``: a hang
-    fails the property with ``SubjectTimeout``). Returns what the subject returned."""
+    call is recorded under ``label`` (its name in the law: ``BN(x + 1)``, ``BN(x)``) for the
+    failure report and its repro, and limited in time (``watchdog``: a hang fails the
+    property with ``SubjectTimeout``). ``edge_input=True`` (NaN, inf, empty or huge inputs
+    fed on purpose): the RuntimeWarnings they provoke are expected (``provoked_warnings``).
+    Returns what the subject returned."""
+    __tracebackhide__ = True  # a failure's traceback goes from the property to the subject's code
     kwargs = case.kwargs(**overrides)
-    checks.record_call(case.x, kwargs)
-    return _subject_call(subject, case.x.copy() if x is None else x, **kwargs)
+    x = case.x.copy() if x is None else x
+    checks.record_call(x, kwargs, label)
+    with provoked_warnings() if edge_input else contextlib.nullcontext():
+        return _subject_call(subject, x, **kwargs)
+
+
+@contextlib.contextmanager
+def provoked_warnings():
+    """Silence ``RuntimeWarning`` inside the block: around a subject call on an input the
+    harness made non-finite, empty or huge on purpose, numpy's "invalid value", "Mean of
+    empty slice" and "overflow" warnings are the expected reaction, not the user's problem.
+    Only ``RuntimeWarning``, only there: every other warning, and any warning elsewhere,
+    still surfaces."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _subject_call(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` under the watchdog, its time added to the test's tracker (the
     benchmark's "time inside the subject")."""
+    __tracebackhide__ = True
     start = time.perf_counter()
     try:
         return watchdog.call(fn, *args, **kwargs)
@@ -50,18 +73,27 @@ def _subject_call(fn, *args, **kwargs):
         checks.add_subject_time(time.perf_counter() - start)
 
 
-def _guarded(fn):
-    """``fn`` called like a subject: timed, and limited in time (for a subject's ``moments``)."""
-    return functools.partial(_subject_call, fn)
+def _guarded(fn, function: str = "moments"):
+    """``fn`` (the subject's ``moments``) called like a subject: recorded (under the keyword
+    ``label``, default ``moments(x)``), timed, and limited in time."""
+
+    def guarded(x, *, label: str = f"{function}(x)", **kwargs):
+        __tracebackhide__ = True
+        checks.record_call(x, kwargs, label, function)
+        return _subject_call(fn, x, **kwargs)
+
+    return guarded
 
 
 def run(subject, case: BNCase, **overrides) -> np.ndarray:
-    """``call``, with the result as a float64 array for comparison."""
+    """``call`` (same keywords), with the result as a float64 array for comparison."""
+    __tracebackhide__ = True
     return checks.as_output(call(subject, case, **overrides))
 
 
 def output_bound(case: BNCase, dtype=None) -> np.ndarray:
-    return bound(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype or case.x.dtype)
+    """``tolerance.bound`` for the case, under the contract it carries (``case.accumulation``)."""
+    return bound(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype or case.x.dtype, case.accumulation)
 
 
 def expected_output(case: BNCase) -> np.ndarray:
@@ -69,7 +101,9 @@ def expected_output(case: BNCase) -> np.ndarray:
 
 
 def check_agreement(y: np.ndarray, case: BNCase, *, law="agreement with the float64 reference") -> None:
-    checks.assert_within(y, expected_output(case), output_bound(case), law=law, x=case.x)
+    """|y - y64| <= B elementwise (``y`` is the subject's ``BN(x)``)."""
+    __tracebackhide__ = True
+    checks.assert_within(y, expected_output(case), output_bound(case), law=law, got="BN(x)", want="float64 reference")
 
 
 def _slice_mean(a: np.ndarray, axes) -> np.ndarray:
@@ -79,16 +113,23 @@ def _slice_mean(a: np.ndarray, axes) -> np.ndarray:
 def check_zero_mean(y: np.ndarray, case: BNCase) -> None:
     """mean_A(y - beta) = gamma * mean_A(x_hat) = 0; each y_i is within B_i of the truth,
     so |mean_A(y - beta)| <= mean_A(B)."""
+    __tracebackhide__ = True
     b = output_bound(case)
     centred = _slice_mean(y - np.asarray(case.offset, dtype=np.float64), case.axes)
     checks.assert_within(
-        centred, np.zeros_like(centred), _slice_mean(b, case.axes), law="zero mean: mean_A(y - beta) = 0"
+        centred, np.zeros_like(centred), _slice_mean(b, case.axes), law="zero mean: mean_A(y - beta) = 0",
+        got="mean_A(y - beta)", want="the law's value",
     )
 
 
-def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
+UNIT_VARIANCE_LAW = "unit variance: var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)"
+
+
+def check_unit_variance(y: np.ndarray, case: BNCase, *, law: str = UNIT_VARIANCE_LAW) -> None:
     """mean_A((y - beta)^2) = gamma^2 sigma^2 / (sigma^2 + eps). With y = t + e, |e| <= B
-    and t - beta = gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2)."""
+    and t - beta = gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2).
+    ``law`` names the law this comparison checks (the epsilon-sensitivity property uses it too)."""
+    __tracebackhide__ = True
     gamma = np.asarray(case.scale, dtype=np.float64)
     beta = np.asarray(case.offset, dtype=np.float64)
     _, var = moments(case.x, case.axes, dtype=np.float64)
@@ -101,7 +142,9 @@ def check_unit_variance(y: np.ndarray, case: BNCase) -> None:
         actual,
         np.broadcast_to(expected, actual.shape),
         tol,
-        law="unit variance: var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)",
+        law=law,
+        got="mean_A((y - beta)^2)",
+        want="gamma^2 sigma^2 / (sigma^2 + eps)",
     )
 
 
@@ -109,6 +152,7 @@ def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
     """A non-finite x_j makes its own slice's mu and sigma^2 NaN, hence every output of that
     slice; a slice's moments read only its own elements, so every other slice equals the
     reference on the clean input, within its bound (``strategies.PoisonedCase``)."""
+    __tracebackhide__ = True
     affected = poisoned.affected
     leaked = affected & np.isfinite(y)
     if leaked.any():
@@ -116,7 +160,7 @@ def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
         raise AssertionError(
             f"x{list(poisoned.index)} = {poisoned.value}: its slice must come out non-finite (mu and "
             f"sigma^2 are NaN there), but {int(leaked.sum())} of {int(affected.sum())} outputs of the slice "
-            f"are finite, e.g. y{list(i)} = {y[i]!r} (NaN/inf ignored or replaced inside the reduction?)"
+            f"are finite, e.g. y{list(i)} = {checks.plain(y[i])} (NaN/inf ignored or replaced inside the reduction?)"
         )
     clean = poisoned.clean
     checks.assert_within(
@@ -125,13 +169,15 @@ def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
         output_bound(clean),
         law=f"no cross-slice contamination: with x{list(poisoned.index)} = {poisoned.value}, every other slice "
         "equals the reference on the clean input",
-        x=clean.x,
+        got="BN(x) outside the poisoned slice",
+        want="float64 reference on the clean x",
     )
 
 
 def check_empty_output(y, case: BNCase) -> None:
     """A zero-size x gives an empty array of x's shape and dtype (nothing to compute: no
     error, no warning-worthy reduction)."""
+    __tracebackhide__ = True
     y = np.asarray(y)
     if y.shape != case.x.shape or y.dtype != case.x.dtype:
         raise AssertionError(
@@ -140,25 +186,27 @@ def check_empty_output(y, case: BNCase) -> None:
         )
 
 
-def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
+def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2, accumulation: str = "float32") -> None:
     """For A = A1 | A2 (disjoint): mean_A = mean_A2(mean_A1) and
     var_A = mean_A2(var_A1) + var_A2(mean_A1), all computed with ``moments_fn``.
 
     Each call's error is bounded by ``tolerance.moment_error`` for the data it saw; the
     composition's bound is the sum of the bounds of its parts (means of bounds for the
-    inner call, the outer call's own bound, and the whole-set call's bound).
+    inner call, the outer call's own bound, and the whole-set call's bound), each under
+    the subject's ``accumulation`` contract (``tolerance`` item 6).
     """
+    __tracebackhide__ = True
     moments_fn = _guarded(moments_fn)
     whole = tuple(sorted(a1 + a2))
     dtype = x.dtype
-    m_all, v_all = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=whole))
-    m1, v1 = moments_fn(x, axes=a1)
+    m_all, v_all = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=whole, label="moments(x) over A"))
+    m1, v1 = moments_fn(x, axes=a1, label="moments(x) over A1")
     m1 = np.asarray(m1)
-    m2, v2 = (np.asarray(t, dtype=np.float64) for t in moments_fn(m1.astype(dtype), axes=a2))
+    m2, v2 = (np.asarray(t, dtype=np.float64) for t in moments_fn(m1.astype(dtype), axes=a2, label="moments(mean_A1) over A2"))
     mv1 = np.asarray(v1, dtype=np.float64).mean(axis=a2, keepdims=True)
-    e_all = moment_error(x, whole, dtype)
-    e1 = moment_error(x, a1, dtype)
-    e2 = moment_error(m1.astype(dtype), a2, dtype)
+    e_all = moment_error(x, whole, dtype, accumulation)
+    e1 = moment_error(x, a1, dtype, accumulation)
+    e2 = moment_error(m1.astype(dtype), a2, dtype, accumulation)
     mean_tol = e_all.mean + e2.mean + e1.mean.mean(axis=a2, keepdims=True)
     # var_A2(mean_A1): moving each inner mean by d_j, |d_j| <= E1, moves each deviation
     # from their mean by at most 2 E1, so the variance moves by at most
@@ -166,13 +214,20 @@ def law_of_total_variance(moments_fn, x: np.ndarray, a1, a2) -> None:
     spread = np.sqrt(np.max(np.square(m1.astype(np.float64) - e2.mu), axis=a2, keepdims=True))
     e1_max = e1.mean.max(axis=a2, keepdims=True)
     var_tol = e_all.var + e2.var + e1.var.mean(axis=a2, keepdims=True) + 4 * times(spread, e1_max) + 12 * e1_max**2
-    checks.assert_within(m2, m_all, mean_tol, law="moment decomposition: mean_A = mean_A2(mean_A1)")
-    checks.assert_within(mv1 + v2, v_all, var_tol, law="moment decomposition: var_A = mean_A2(var_A1) + var_A2(mean_A1)")
+    checks.assert_within(
+        m2, m_all, mean_tol, law="moment decomposition: mean_A = mean_A2(mean_A1)", got="mean_A2(mean_A1)", want="mean_A"
+    )
+    checks.assert_within(
+        mv1 + v2, v_all, var_tol, law="moment decomposition: var_A = mean_A2(var_A1) + var_A2(mean_A1)",
+        got="mean_A2(var_A1) + var_A2(mean_A1)", want="var_A",
+    )
 
 
-def check_close_to(y: np.ndarray, expected: np.ndarray, tol: np.ndarray, *, law: str, x=None) -> None:
-    """A metamorphic relation ``y = expected`` within ``tol`` (both sides from the subject)."""
-    checks.assert_within(y, expected, tol, law=law, x=x)
+def check_close_to(y: np.ndarray, expected: np.ndarray, tol: np.ndarray, *, law: str, x=None, got: str = "got", want: str = "want") -> None:
+    """A metamorphic relation ``y = expected`` within ``tol`` (both sides from the subject,
+    so both are named in the law's terms: ``got="BN(x + 1)", want="BN(x)"``)."""
+    __tracebackhide__ = True
+    checks.assert_within(y, expected, tol, law=law, x=x, got=got, want=want)
 
 
 def normalization_lipschitz(z: np.ndarray, axes, e_max: np.ndarray) -> np.ndarray:
@@ -197,24 +252,50 @@ def chan_merge(parts):
     return n, m, var
 
 
-def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts) -> None:
+def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts, accumulation: str = "float32") -> None:
     """Moments of the chunks ``np.split(x, cuts, axis)`` (``axis`` in ``axes``), merged with
     ``chan_merge``, against ``moments_fn`` of the whole. Writing the merged variance as
     sum n_i v_i / n + sum n_i (m_i - m)^2 / n, each chunk's errors enter weighted by n_i / n,
     and moving the chunk means by at most E moves the second sum by at most 4 s E + 12 E^2
-    (s = max |m_i - m|); the whole's own moment error is added."""
+    (s = max |m_i - m|); the whole's own moment error is added (all under ``accumulation``)."""
+    __tracebackhide__ = True
     moments_fn = _guarded(moments_fn)
     parts, errors = [], []
-    for chunk in np.split(x, cuts, axis=axis):
-        m, v = (np.asarray(t, dtype=np.float64) for t in moments_fn(chunk, axes=axes))
+    for i, chunk in enumerate(np.split(x, cuts, axis=axis), 1):
+        m, v = (np.asarray(t, dtype=np.float64) for t in moments_fn(chunk, axes=axes, label=f"moments(chunk {i})"))
         parts.append((chunk.shape[axis], m, v))
-        errors.append(moment_error(chunk, axes, x.dtype))
+        errors.append(moment_error(chunk, axes, x.dtype, accumulation))
     n, m_merged, v_merged = chan_merge(parts)
-    m_whole, v_whole = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=axes))
-    e_whole = moment_error(x, axes, x.dtype)
+    m_whole, v_whole = (np.asarray(t, dtype=np.float64) for t in moments_fn(x, axes=axes, label="moments(x)"))
+    e_whole = moment_error(x, axes, x.dtype, accumulation)
     e_max = np.max([e.mean for e in errors], axis=0)
     s = np.max([np.abs(m - m_merged) for _, m, _ in parts], axis=0)
     mean_tol = sum(k * e.mean for (k, _, _), e in zip(parts, errors)) / n + e_whole.mean
     var_tol = sum(k * e.var for (k, _, _), e in zip(parts, errors)) / n + 4 * times(s, e_max) + 12 * e_max**2 + e_whole.var
-    checks.assert_within(m_merged, m_whole, mean_tol, law="parallel merge: Chan-merged mean = mean of the whole")
-    checks.assert_within(v_merged, v_whole, var_tol, law="parallel merge: Chan-merged variance = variance of the whole")
+    checks.assert_within(
+        m_merged, m_whole, mean_tol, law="parallel merge: Chan-merged mean = mean of the whole",
+        got="Chan merge of the chunks' means", want="mean of the whole",
+    )
+    checks.assert_within(
+        v_merged, v_whole, var_tol, law="parallel merge: Chan-merged variance = variance of the whole",
+        got="Chan merge of the chunks' variances", want="variance of the whole",
+    )
+
+
+def check_refusal(subject, case: BNCase) -> None:
+    """A declared refusal is a clear error: the training call on an input the subject declares
+    it refuses (``bn_refuses``) raises an exception whose message contains the declared
+    text; returning anything, or raising with another message, fails."""
+    expected = subject.refusal(case.x.shape, case.axes)
+    try:
+        y = call(subject, case)
+    except Exception as exc:  # noqa: BLE001 - the refusal is whatever the library raises
+        if expected not in str(exc):
+            raise AssertionError(
+                f"declared refusal: expected an error containing {expected!r}, got {type(exc).__name__}: {exc}"
+            ) from exc
+        return
+    raise AssertionError(
+        f"declared refusal: x of shape {case.x.shape} reduced over {case.axes} should raise an error "
+        f"containing {expected!r}, but the subject returned {type(y).__name__} {np.asarray(y).ravel()[:4]}..."
+    )

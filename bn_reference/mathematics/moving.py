@@ -1,6 +1,13 @@
-r"""Moving statistics of ``keras.layers.BatchNormalization``: the laws, their error model,
-and the checks (``properties/test_moving_statistics.py`` calls them with the real layer,
-``tests/test_moving_statistics_mutants.py`` with broken ones).
+r"""Moving statistics of any subject with the stateful contract (``bn_stateful``, see
+``bn_reference.subjects``): the laws, their error model, and the checks
+(``properties/test_moving_statistics.py`` calls them on every subject providing it, and on
+the real ``keras.layers.BatchNormalization`` in a ``keras.Model``;
+``tests/test_moving_statistics_mutants.py`` on broken and mis-declared ones).
+
+Conventions a subject declares (``bn_momentum``, ``bn_running_variance``); the case draws
+``m`` in Keras' convention and passes the subject ``m`` (``"keras"``) or ``1 - m``
+(``"torch"``), so both describe the same average; an ``"unbiased"`` running variance is fed
+``N/(N - 1) var_A(x)`` (cases then have N >= 2).
 
 The update (Keras convention, momentum ``m``), per feature, on each training-mode call::
 
@@ -31,7 +38,10 @@ Error model (``u``, ``gamma_k``, ``E_mu``, ``E_var`` as in ``tolerance``).
        e' = m e + (1 - m) E + gamma_3 (m (|A| + e) + (1 - m) (|S| + E)) + 3 tiny
 
    applied k times from ``e_0 = 0`` (the initial 0 and 1 are exact); the float64
-   reference's own recursion is bounded by the same model at float64 and added.
+   reference's own recursion is bounded by the same model at float64 and added. An
+   unbiased running variance multiplies the computed variance by ``N/(N - 1)`` (the factor
+   stored, the product: two roundings): ``E_u = E N/(N - 1) + gamma_2 |S| N/(N - 1)``
+   replaces ``E``, and ``S N/(N - 1)`` replaces ``S``.
 
 2. Inference with stored statistics (read back from the layer, so exact inputs): tolerance
    item 4 with ``E_mu = 0``, and item 3 with ``E_var = 0`` (only eps's storage), i.e.::
@@ -57,6 +67,9 @@ __all__ = [
     "MovingCase",
     "moving_cases",
     "keras_bn",
+    "new_stateful",
+    "stateful_cases",
+    "stored",
     "expected_moving",
     "moving_bound",
     "inference_output",
@@ -98,12 +111,20 @@ class MovingCase:
 
 
 @st.composite
-def moving_cases(draw, *, max_batches: int = 4, min_axis: int = 0):
+def moving_cases(draw, *, max_batches: int = 4, min_axis: int = 0, axes_sets=None, min_n: int = 1):
     """Shapes of rank 2..4 (sides 1..5; axis 0 of size >= 2 when ``min_axis`` > 0 so a model
-    sees a real batch), the kept axis in ``min_axis..ndim-1``, 1..max_batches batches each in
-    its own value regime, all inside the error model's domain."""
+    sees a real batch), the kept axis in ``min_axis..ndim-1`` (one whose complement is in a
+    subject's ``axes_sets(ndim)`` if given), N >= ``min_n`` elements per slice, 1..max_batches
+    batches each in its own value regime, all inside the error model's domain."""
     shape = draw(bst.shapes(min_dims=2, max_dims=4, max_side=5).filter(lambda s: min_axis == 0 or s[0] >= 2), label="shape")
-    axis = draw(st.integers(min_axis, len(shape) - 1), label="axis")
+    allowed = [
+        k
+        for k in range(min_axis, len(shape))
+        if (axes_sets is None or tuple(a for a in range(len(shape)) if a != k) in [tuple(x) for x in axes_sets(len(shape))])
+        and int(np.prod(shape)) // shape[k] >= min_n
+    ]
+    assume(allowed)
+    axis = draw(st.sampled_from(allowed), label="axis")
     axes = tuple(a for a in range(len(shape)) if a != axis)
     k = draw(st.integers(1, max_batches), label="k")
     batches = tuple(draw(bst.values(shape, axes, "float32"))[0] for _ in range(k))
@@ -127,19 +148,21 @@ def moving_cases(draw, *, max_batches: int = 4, min_axis: int = 0):
     return case
 
 
+def stateful_cases(subject, **kwargs):
+    """``moving_cases`` for a stateful subject: its axis sets, N >= 2 for an unbiased running
+    variance or a declared refusal of N = 1 (``bn_refuses``), other refused shapes rejected."""
+    refusal = subject.refusal if getattr(subject, "refuses", False) else None
+    one_refused = refusal is not None and refusal((2, 1), (1,)) is not None
+    min_n = 2 if subject.conventions[1] == "unbiased" or one_refused else 1
+    strategy = moving_cases(axes_sets=subject.axes_sets, min_n=min_n, **kwargs)
+    return strategy if refusal is None else strategy.filter(lambda c: refusal(c.x_test.shape, c.axes) is None)
+
+
 def keras_bn(*, axis, momentum, epsilon):
     """The real layer: ``keras.layers.BatchNormalization`` (float32)."""
     from bn_reference.subjects._tf import keras
 
     return keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, dtype="float32")
-
-
-def _new_layer(factory, case: MovingCase):
-    layer = factory(axis=case.axis, momentum=case.momentum, epsilon=case.epsilon)
-    layer.build(case.x_test.shape)
-    layer.gamma.assign(case.gamma)
-    layer.beta.assign(case.beta)
-    return layer
 
 
 def _stored(layer):
@@ -151,17 +174,23 @@ def _stored(layer):
 # --------------------------------------------------------------------------------------
 
 
-def expected_moving(batches, axes, momentum) -> tuple[np.ndarray, np.ndarray]:
-    """(moving_mean, moving_var) of shape (C,) after the updates above (k >= 1 batches), in float64."""
+def _bessel(batch, axes) -> float:
+    n = int(np.prod([batch.shape[a] for a in axes]))
+    return n / (n - 1)
+
+
+def expected_moving(batches, axes, momentum, *, unbiased: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(moving_mean, moving_var) of shape (C,) after the updates above (k >= 1 batches), in
+    float64; ``unbiased``: the running variance is fed N/(N - 1) var_A(x)."""
     mm, mv = 0.0, 1.0
     for b in batches:
         x = b.astype(np.float64)
         mm = momentum * mm + (1 - momentum) * x.mean(axis=axes)
-        mv = momentum * mv + (1 - momentum) * x.var(axis=axes)
+        mv = momentum * mv + (1 - momentum) * x.var(axis=axes) * (_bessel(b, axes) if unbiased else 1.0)
     return np.asarray(mm), np.asarray(mv)
 
 
-def _ema_error(batches, axes, m, dtype):
+def _ema_error(batches, axes, m, dtype, unbiased=False):
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     g3 = float(gamma(3, u))
     a_m, a_v, e_m, e_v = 0.0, 1.0, 0.0, 0.0
@@ -169,17 +198,20 @@ def _ema_error(batches, axes, m, dtype):
         me = moment_error(b, axes, dtype)
         s_m, s_v = me.mu.reshape(-1), me.sigma2.reshape(-1)
         big_m, big_v = me.mean.reshape(-1), me.var.reshape(-1)
+        if unbiased:  # item 1: the factor N/(N - 1), stored and multiplied
+            f = _bessel(b, axes)
+            s_v, big_v = s_v * f, big_v * f + float(gamma(2, u)) * np.abs(s_v * f)
         e_m = m * e_m + (1 - m) * big_m + g3 * (m * (abs(a_m) + e_m) + (1 - m) * (np.abs(s_m) + big_m)) + 3 * tiny
         e_v = m * e_v + (1 - m) * big_v + g3 * (m * (abs(a_v) + e_v) + (1 - m) * (np.abs(s_v) + big_v)) + 3 * tiny
         a_m, a_v = m * a_m + (1 - m) * s_m, m * a_v + (1 - m) * s_v
     return e_m, e_v
 
 
-def moving_bound(batches, axes, momentum, dtype=np.float32):
+def moving_bound(batches, axes, momentum, dtype=np.float32, *, unbiased: bool = False):
     """Bounds on |moving_mean - expected| and |moving_var - expected| (item 1), model at
     ``dtype`` plus model at float64 (the reference)."""
-    e = _ema_error(batches, axes, momentum, np.dtype(dtype))
-    e64 = _ema_error(batches, axes, momentum, np.dtype(np.float64))
+    e = _ema_error(batches, axes, momentum, np.dtype(dtype), unbiased)
+    e64 = _ema_error(batches, axes, momentum, np.dtype(np.float64), unbiased)
     return e[0] + e64[0], e[1] + e64[1]
 
 
@@ -220,16 +252,17 @@ def inference_bound(x, mean, var, gamma_, beta, epsilon, dtype=np.float32) -> np
 # --------------------------------------------------------------------------------------
 
 
-def _check_moving(layer, batches, case: MovingCase, *, law: str) -> None:
-    mm, mv = _stored(layer)
-    want_m, want_v = expected_moving(batches, case.axes, case.momentum)
-    tol_m, tol_v = moving_bound(batches, case.axes, case.momentum)
+def _check_moving(layer, batches, case: MovingCase, *, law: str, unbiased: bool = False, read=None) -> None:
+    mm, mv = (read or _stored)(layer)
+    want_m, want_v = expected_moving(batches, case.axes, case.momentum, unbiased=unbiased)
+    tol_m, tol_v = moving_bound(batches, case.axes, case.momentum, unbiased=unbiased)
+    var = "N/(N-1) var_A(x) (unbiased)" if unbiased else "var_A(x) (biased)"
     checks.assert_within(mm, want_m, tol_m, law=f"{law}: moving_mean = m moving_mean + (1 - m) mean_A(x)")
-    checks.assert_within(mv, want_v, tol_v, law=f"{law}: moving_var = m moving_var + (1 - m) var_A(x) (biased)")
+    checks.assert_within(mv, want_v, tol_v, law=f"{law}: moving_var = m moving_var + (1 - m) {var}")
 
 
-def _check_inference(y, layer, case: MovingCase, *, law: str) -> None:
-    mm, mv = (case.kept(s) for s in _stored(layer))
+def _check_inference(y, layer, case: MovingCase, *, law: str, read=None) -> None:
+    mm, mv = (case.kept(s) for s in (read or _stored)(layer))
     g, b = case.kept(case.gamma), case.kept(case.beta)
     want = inference_output(case.x_test, mm, mv, g, b, case.epsilon)
     tol = inference_bound(case.x_test, mm, mv, g, b, case.epsilon)
@@ -243,24 +276,63 @@ def _check_batch_stats(y, case: MovingCase, *, law: str) -> None:
     checks.assert_within(np.asarray(y), want, tol, law=f"{law}: y normalized with the batch's own moments", x=case.x_test)
 
 
-def check_momentum_update(factory, case: MovingCase) -> None:
-    """After k training-mode calls the moving statistics are the k-fold Keras update."""
-    layer = _new_layer(factory, case)
+def _as_array(v) -> np.ndarray:
+    """A stored statistic (ndarray, tf.Variable, torch tensor, jax array) as float64."""
+    if hasattr(v, "detach"):  # torch
+        v = v.detach().cpu().numpy()
+    elif hasattr(v, "numpy"):  # tf.Variable / tf.Tensor
+        v = v.numpy()
+    return np.asarray(v, dtype=np.float64)
+
+
+def stored(layer, channels: int | None = None):
+    """``(moving_mean, moving_variance)`` of a stateful subject's object, flattened to one value
+    per kept position (the contract allows any shape of that size)."""
+    out = []
+    for name in ("moving_mean", "moving_variance"):
+        v = _as_array(getattr(layer, name)).reshape(-1)
+        if channels is not None and v.size != channels:
+            raise AssertionError(f"{name} holds {v.size} values; the contract requires one per kept position ({channels})")
+        out.append(v)
+    return tuple(out)
+
+
+def new_stateful(subject, case: MovingCase):
+    """``subject.bn_stateful(axes=, momentum=, epsilon=, scale=, offset=, dtype="float32")``
+    with the case's per-feature gamma/beta in the contract's form (size 1 on the reduced
+    axes) and its momentum ``m`` in the subject's declared convention (``1 - m`` for
+    ``"torch"``)."""
+    convention, _ = subject.conventions
+    momentum = case.momentum if convention == "keras" else 1.0 - case.momentum
+    scale, offset = (case.kept(v).astype(np.float32) for v in (case.gamma, case.beta))
+    return subject.stateful(axes=case.axes, momentum=momentum, epsilon=case.epsilon, scale=scale, offset=offset, dtype="float32")
+
+
+def _trained(subject, case: MovingCase):
+    layer = new_stateful(subject, case)
     for b in case.batches:
-        layer(b, training=True)
-    _check_moving(layer, case.batches, case, law=f"after {len(case.batches)} training calls")
+        layer(b.copy(), training=True)
+    return layer
 
 
-def check_inference_uses_moving_stats(factory, case: MovingCase, training) -> None:
+def check_momentum_update(subject, case: MovingCase) -> None:
+    """After k training-mode calls the moving statistics are the k-fold update in the
+    subject's declared conventions (``bn_momentum``, ``bn_running_variance``)."""
+    layer = _trained(subject, case)
+    read = lambda obj: stored(obj, case.gamma.size)  # noqa: E731
+    unbiased = subject.conventions[1] == "unbiased"
+    _check_moving(layer, case.batches, case, law=f"after {len(case.batches)} training calls", unbiased=unbiased, read=read)
+
+
+def check_inference_uses_moving_stats(subject, case: MovingCase, training) -> None:
     """After the training calls, ``layer(x, training=training)`` (False or None) normalizes
     with the moving statistics the layer holds, and leaves them unchanged."""
-    layer = _new_layer(factory, case)
-    for b in case.batches:
-        layer(b, training=True)
-    before = _stored(layer)
-    y = layer(case.x_test, training=training)
-    _check_inference(y, layer, case, law=f"layer(x, training={training})")
-    after = _stored(layer)
+    layer = _trained(subject, case)
+    read = lambda obj: stored(obj, case.gamma.size)  # noqa: E731
+    before = read(layer)
+    y = layer(case.x_test.copy(), training=training)
+    _check_inference(y, layer, case, law=f"layer(x, training={training})", read=read)
+    after = read(layer)
     assert all(np.array_equal(p, q) for p, q in zip(before, after)), f"training={training} changed the moving statistics"
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["moments", "batch_norm", "normalized", "reference"]
+__all__ = ["moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
 
 
 def moments(x: np.ndarray, axes, *, keepdims: bool = True, dtype=None):
@@ -86,3 +86,67 @@ def reference(x, *, axes, scale, offset, epsilon, training):
 
 reference.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
 reference.moments = lambda x, *, axes: moments(x, axes)
+
+
+# --------------------------------------------------------------------------------------
+# The gradient (training mode): the reference's vector-Jacobian product
+# --------------------------------------------------------------------------------------
+
+
+def reduce_to(a: np.ndarray, shape) -> np.ndarray:
+    """R_p: sum ``a`` over the axes along which an array of ``shape`` is broadcast to
+    ``a.shape`` (leading axes it lacks, and its size-1 axes), giving ``shape``."""
+    a = np.asarray(a)
+    shape = tuple(shape)
+    lead = a.ndim - len(shape)
+    a = a.sum(axis=tuple(range(lead))) if lead else a
+    ones = tuple(i for i, s in enumerate(shape) if s == 1 and a.shape[i] != 1)
+    return (a.sum(axis=ones, keepdims=True) if ones else a).reshape(shape)
+
+
+def batch_norm_vjp(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None):
+    r"""``(dx, dgamma, dbeta)`` of ``y = gamma x_hat + beta`` for an upstream ``dy``, in float64.
+
+    With ``inv = 1/sqrt(var + eps)``, ``x_hat = (x - mu) inv``, ``m1 = mean_A(dy)``,
+    ``m2 = mean_A(dy x_hat)``::
+
+        dx     = gamma inv (dy - m1 - x_hat m2)
+        dgamma = R_gamma(dy x_hat),   dbeta = R_beta(dy)
+
+    Derivation: ``d mu / d x_j = 1/N``; ``d var / d x_j = 2 (x_j - mu) / N`` (the mean's
+    own derivative drops out since ``sum_A (x - mu) = 0``); ``d inv = -inv^3 d var / 2``.
+    So ``d x_hat_i / d x_j = inv (delta_ij - 1/N) - x_hat_i x_hat_j inv / N``, and
+    ``dx_j = sum_i dy_i gamma d x_hat_i / d x_j`` is the formula. ``R_p`` sums over A and
+    over every axis along which ``p`` is broadcast (``reduce_to``); a Python-float gamma
+    gets the sum over all elements (``dgamma`` then has shape ``()``).
+
+    Degenerate slices, defined by the same formula (finite for ``eps > 0``): ``var = 0``
+    (N = 1, or a constant slice) gives ``x_hat = 0``, ``inv = eps^(-1/2)``, hence
+    ``dx = gamma eps^(-1/2) (dy - mean_A dy)``, ``dgamma = 0``, ``dbeta = R_beta(dy)``; for
+    N = 1 also ``dx = 0`` (the output ``beta`` does not depend on x). ``dgamma`` has
+    ``scale``'s shape, ``dbeta`` ``offset``'s (default: ``scale``'s).
+    """
+    axes = tuple(axes)
+    x64 = np.asarray(x).astype(np.float64)
+    x_hat = normalized(np.asarray(x), axes, epsilon)
+    inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + epsilon)
+    g = np.asarray(scale, dtype=np.float64)
+    d = np.asarray(dy).astype(np.float64)
+    m1 = d.mean(axis=axes, keepdims=True)
+    m2 = (d * x_hat).mean(axis=axes, keepdims=True)
+    dx = g * inv * (d - m1 - x_hat * m2)
+    oshape = np.shape(scale if offset is None else offset)
+    return dx, reduce_to(d * x_hat, np.shape(scale)), reduce_to(d, oshape)
+
+
+def reference_vjp(x, dy, *, axes, scale, offset, epsilon):
+    """The reference's gradient as a subject's ``vjp``: ``batch_norm_vjp`` rounded once to
+    x's dtype (a Python-float parameter's gradient a float)."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    dx, dg, db = batch_norm_vjp(x, dy, axes, scale, check_epsilon(epsilon), offset=offset)
+    as_given = lambda g, p: float(g) if np.ndim(p) == 0 and not isinstance(p, np.ndarray) else g.astype(x.dtype)  # noqa: E731
+    return dx.astype(x.dtype), as_given(dg, scale), as_given(db, offset)
+
+
+reference.vjp = reference_vjp

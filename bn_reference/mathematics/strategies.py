@@ -54,6 +54,7 @@ __all__ = [
     "single_element_cases",
     "zero_size_cases",
     "huge_cases",
+    "refused_cases",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -118,6 +119,12 @@ class Regime:
     def __str__(self) -> str:
         return f"{self.kind}(loc={self.location:g}, spread={self.spread:g})"
 
+    def __repr__(self) -> str:
+        return f"Regime({self.kind!r}, location={float(self.location)!r}, spread={float(self.spread)!r})"
+
+    def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis' printer of falsifying examples
+        p.text(repr(self))
+
 
 @dataclass(frozen=True)
 class BNCase:
@@ -131,6 +138,7 @@ class BNCase:
     training: bool | None = True
     regime: Regime = field(default_factory=Regime)
     seed: int = 0
+    accumulation: str = "float32"  # the contract the bound holds the subject to (its bn_accumulation)
 
     def kwargs(self, **overrides) -> dict:
         kw = dict(axes=self.axes, scale=self.scale, offset=self.offset, epsilon=self.epsilon, training=self.training)
@@ -143,18 +151,20 @@ class BNCase:
         return int(np.prod([self.x.shape[a] for a in self.axes]))
 
     def __repr__(self) -> str:
-        def show(v):
-            if isinstance(v, np.ndarray):
-                if v.size <= 64:
-                    return f"np.array({np.array2string(v.astype(np.float64), separator=', ', floatmode='unique', threshold=10**6)}, dtype='{v.dtype}')"
-                return f"<{v.dtype} array {v.shape}, min {np.min(v.astype(np.float64)):.6g}, max {np.max(v.astype(np.float64)):.6g}>"
-            return repr(v)
+        """One line, plain numbers: x as ``dtype shape`` and its values when small, a summary
+        when large (``failure.describe_array``), then the arguments and how x was made."""
+        from bn_reference.harness.failure import describe_value
 
         return (
-            f"BNCase(x={show(self.x)}, axes={self.axes}, scale={show(self.scale)}, "
-            f"offset={show(self.offset)}, epsilon={self.epsilon!r}, training={self.training!r}, "
-            f"regime={self.regime}, seed={self.seed}, shape={self.x.shape}, N={self.n})"
+            f"BNCase(x={describe_value(self.x, self.axes)}, axes={describe_value(self.axes)}, "
+            f"scale={describe_value(self.scale)}, offset={describe_value(self.offset)}, "
+            f"epsilon={describe_value(self.epsilon)}, training={self.training!r}, N={self.n}, "
+            f"regime={self.regime}, seed={self.seed}"
+            + (f", accumulation={self.accumulation!r})" if self.accumulation != "float32" else ")")
         )
+
+    def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis' printer of falsifying examples
+        p.text(repr(self))
 
 
 @_cached
@@ -273,6 +283,13 @@ def epsilons(dtype="float32"):
     return st.one_of(st.sampled_from(FAVOURED_EPSILONS), st.floats(lo, 1.0))
 
 
+HALF_DTYPES = ("float16", "bfloat16")
+# Half precision is where long reductions break (a float16/bfloat16 running sum stops
+# growing near N = 2048 / 256): for those dtypes ``bn_cases`` draws, besides the default
+# shapes, one long axis of 1024..4096 elements (the N of a 16 x 16 x 16 batch x H x W).
+HALF_LONG = dict(min_n=1024, max_n=4096)
+
+
 @_cached
 def default_shapes(min_axes: int = 1, axes_sets=None):
     """``bn_cases``' shapes: rank ``min_axes..5`` (sides 1..6), or one long axis (rank 2).
@@ -305,18 +322,24 @@ def bn_cases(
     training=True,
     safe_domain: bool = True,
     axes_sets=None,
+    accumulation: str = "float32",
 ):
     """A whole call: dtype, shape, reduced axes, data, scale, offset, epsilon.
 
     Shapes are mostly small (rank 1..5, sides 1..6); sometimes one long axis
-    (N up to 4096) for the large-reduction regime. ``axes_sets(ndim)``, if given, lists
+    (N up to 4096) for the large-reduction regime; in float16 and bfloat16 also, as often,
+    one axis of 1024..4096 elements (``HALF_LONG``: half precision is where long reductions
+    break, and a bound built for them must be tested there). ``axes_sets(ndim)``, if given, lists
     the axis sets to draw from (a subject's ``bn_axes``). With ``safe_domain`` (the default)
     only inputs inside the error model's domain are kept (``tolerance.in_safe_domain``:
-    no intermediate of a correct evaluation order overflows the dtype).
+    no intermediate of a correct evaluation order overflows the dtype), under the
+    ``accumulation`` contract the subject is held to (``BNCase.accumulation``).
     """
     dtype = np.dtype(draw(_sampled(tuple(dtypes))))
     if shape_strategy is None:
         shape_strategy = default_shapes(min_axes, axes_sets)
+        if dtype.name in HALF_DTYPES and _draws_long_axis(min_axes, axes_sets):
+            shape_strategy = _with_long_half(shape_strategy)
     shape = draw(_min_rank(shape_strategy, min_axes))
     if axes_sets is None:
         axes = draw(reduced_axes(len(shape), min_size=min_axes))
@@ -334,16 +357,29 @@ def bn_cases(
         training=training,
         regime=regime,
         seed=seed,
+        accumulation=accumulation,
     )
     if safe_domain:
         assume_safe(case)
     return case
 
 
+@_cached
+def _draws_long_axis(min_axes: int, axes_sets) -> bool:
+    """Whether ``default_shapes`` offers ``long_shapes`` (rank 2) for these arguments."""
+    return min_axes <= 2 and (axes_sets is None or any(len(a) >= min_axes for a in axes_sets(2)))
+
+
+@_cached
+def _with_long_half(shape_strategy):
+    """``shape_strategy`` or (as often) one long axis of ``HALF_LONG`` elements."""
+    return st.one_of(shape_strategy, long_shapes(**HALF_LONG))
+
+
 def assume_safe(case: BNCase) -> None:
     """Reject (``hypothesis.assume``) a case outside the error model's domain; properties call
     it on the transformed inputs they build (shifted, scaled, made constant)."""
-    assume(in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon))
+    assume(in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon, accumulation=case.accumulation))
 
 
 def replace(case: BNCase, **changes) -> BNCase:
@@ -355,10 +391,17 @@ def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs
     """Draw a ``bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets, **kwargs)`` inside a
     test that got ``data=st.data()`` (subject and dtype come from pytest parametrization, so
     they cannot be known at decoration time). ``strategy`` replaces ``bn_cases`` entirely.
-    Counts the example for the report."""
+    ``bn_cases`` gets the subject's ``accumulation`` contract. Counts the example for the report. An input the subject declares it refuses
+    (``Subject.refusal``, its ``bn_refuses``) is rejected: the refusal is checked once, by
+    ``test_declared_refusal_is_a_clear_error``, not as a failure of every law."""
     if strategy is None:
-        strategy = bn_cases(dtypes=(dtype,), axes_sets=subject.axes_sets if subject is not None else None, **kwargs)
+        if subject is not None:
+            kwargs = {"axes_sets": subject.axes_sets, "accumulation": subject.accumulation, **kwargs}
+        strategy = bn_cases(dtypes=(dtype,), **kwargs)
     case = data.draw(strategy, label=label)
+    if getattr(subject, "refuses", False):
+        drawn = getattr(case, "case", case)  # a PoisonedCase carries its BNCase
+        assume(subject.refusal(drawn.x.shape, drawn.axes) is None)
     count_example()
     return case
 
@@ -379,7 +422,7 @@ def spread_regimes():
 
 @_cached
 @st.composite
-def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
+def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
     """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
     the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows."""
     eps = draw(st.sampled_from((1e-3, 1e-2, 1e-1, 1.0)))
@@ -393,6 +436,7 @@ def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None):
             regime_strategy=st.just(regime),
             epsilon_strategy=st.just(eps),
             axes_sets=axes_sets,
+            accumulation=accumulation,
         )
     )
 
@@ -411,6 +455,12 @@ class PoisonedCase:
     index: tuple[int, ...]
     value: float
 
+    def __repr__(self) -> str:
+        return f"PoisonedCase(x{list(self.index)} = {self.value} in clean={self.clean!r})"
+
+    def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis' printer of falsifying examples
+        p.text(repr(self))
+
     @property
     def affected(self) -> np.ndarray:
         """Boolean mask (x's shape) of the poisoned slice: the elements that share the
@@ -426,10 +476,10 @@ class PoisonedCase:
 
 @_cached
 @st.composite
-def poisoned_cases(draw, dtype="float32", axes_sets=None):
+def poisoned_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
     """A safe case (small shapes) with one element set to NaN, +inf or -inf (shrinks to NaN
     at the first element)."""
-    clean = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=5), axes_sets=axes_sets))
+    clean = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=5), axes_sets=axes_sets, accumulation=accumulation))
     index = tuple(draw(st.integers(0, d - 1)) for d in clean.x.shape)
     value = draw(st.sampled_from((math.nan, math.inf, -math.inf)))
     x = clean.x.copy()
@@ -451,24 +501,24 @@ def _kept_only(case: BNCase, index) -> BNCase:
 
 
 @_cached
-def single_element_cases(dtype="float32", axes_sets=None):
+def single_element_cases(dtype="float32", axes_sets=None, accumulation="float32"):
     """Cases whose reduced axes all have size 1 (N = 1): the first element along each."""
 
     def one(case):
         return _kept_only(case, tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim)))
 
     def safe(case):  # sigma^2 = 0 now: inv = 1/sqrt(eps) may push the products out of the domain
-        return in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon)
+        return in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon, accumulation=case.accumulation)
 
-    return bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4), axes_sets=axes_sets).map(one).filter(safe)
+    return bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4), axes_sets=axes_sets, accumulation=accumulation).map(one).filter(safe)
 
 
 @_cached
 @st.composite
-def zero_size_cases(draw, dtype="float32", axes_sets=None):
+def zero_size_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
     """Cases with one dimension of size 0, reduced (N = 0) or kept (no slices); shapes
     otherwise small. scale/offset per feature are cut to match."""
-    case = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=4), axes_sets=axes_sets))
+    case = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=4), axes_sets=axes_sets, accumulation=accumulation))
     axis = draw(st.integers(0, case.x.ndim - 1))
     return _kept_only(case, tuple(slice(0, 0) if a == axis else slice(None) for a in range(case.x.ndim)))
 
@@ -491,7 +541,7 @@ def _largest_safe_exponent(case: BNCase) -> int:
     lo, hi = 0, max(0, math.ceil(math.log2(float(finfo(case.x.dtype).max)) - math.log2(x_max)))
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if in_safe_domain(_scaled(case, mid).x, case.axes, case.scale, case.offset, case.epsilon):
+        if in_safe_domain(_scaled(case, mid).x, case.axes, case.scale, case.offset, case.epsilon, accumulation=case.accumulation):
             lo = mid
         else:
             hi = mid - 1
@@ -500,7 +550,7 @@ def _largest_safe_exponent(case: BNCase) -> int:
 
 @_cached
 @st.composite
-def huge_cases(draw, dtype="float32", axes_sets=None):
+def huge_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
     """Cases at the edge of the documented overflow limit (``tolerance.in_safe_domain``):
     a safe case, optionally made flat (every slice constant, so only the sum and the folded
     products limit it and |x| gets within a few powers of two of max/N), scaled by the
@@ -512,6 +562,7 @@ def huge_cases(draw, dtype="float32", axes_sets=None):
             shape_strategy=shapes(max_dims=4),
             regime_strategy=regimes(kinds=("gaussian", "integers", "constant_slices")),
             axes_sets=axes_sets,
+            accumulation=accumulation,
         )
     )
     if draw(st.booleans()):
@@ -521,3 +572,16 @@ def huge_cases(draw, dtype="float32", axes_sets=None):
     huge = _scaled(case, k)
     assume_safe(huge)
     return huge
+
+
+@_cached
+def refused_cases(dtype, axes_sets, refusal):
+    """Cases a subject declares it refuses (``refusal(shape, axes)`` not None; a subject's
+    ``Subject.refusal``): drawn from single-element slices (N = 1) and from tiny shapes
+    (sides 1..2, so that an input of one element in all comes up too), filtered. Only
+    ``test_declared_refusal_is_a_clear_error`` draws them; ``draw_case`` rejects them."""
+    candidates = st.one_of(
+        single_element_cases(dtype, axes_sets),
+        bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=3, max_side=2), axes_sets=axes_sets),
+    )
+    return candidates.filter(lambda case: refusal(case.x.shape, case.axes) is not None)

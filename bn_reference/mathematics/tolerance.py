@@ -57,17 +57,88 @@ Exact float64 statistics of the given ``x``: ``mu``, ``var`` (biased), ``max|x|`
 The reference itself is float64, so it is not exact either: ``bound`` adds the same model
 evaluated at float64 (negligible next to float32, not next to float64).
 
-5. Domain. The model assumes no intermediate overflows: with ``max`` the dtype's largest
-   finite number, ``in_safe_domain`` requires ``N max|x| <= max / 4`` (the slice's sum, as
-   a sum-then-divide mean forms it), ``(|x| + |mu|) inv max(|gamma|, 1) + |beta| <= max / 4``
-   (the folded form's products, with gamma folded in or applied after, as a LayerNorm
-   with unit scale followed by the affine step does), ``N (var + 3 D2) <= max / 4`` (sums of squares) and
-   ``var + eps <= max / 4`` (eps itself must be representable: 2^20 overflows float16).
-   This is bn-props' documented overflow limit: inside it every subject must be right, and
-   ``properties/test_edge_inputs.py::test_huge_values_up_to_the_overflow_limit`` draws
-   data scaled (by powers of two) to its edge. Beyond it a correct-looking kernel may
+5. Domain. The model assumes no intermediate overflows. With ``L_a`` a quarter of the
+   largest finite number of the accumulation dtype (item 6; x's dtype under the input
+   contract) and ``L_x`` that of x's dtype, ``in_safe_domain`` requires, per slice:
+
+   * ``N max|x| <= L_a``: the slice's sum, as a sum-then-divide mean forms it;
+   * ``N (var + 3 D2) <= L_a``: the sums of squared deviations (two-pass about the mean,
+     shifted one-pass about a sample K: ``(x - K)^2 <= 4 D2``);
+   * ``4 max|x|^2 <= L_a``: Welford's raw ``delta^2``, ``delta = x_i - m_{i-1}`` with
+     ``|delta| <= 2 max|x|`` (the running mean starts at 0, so the first ``delta`` is x
+     itself: ``M2 += delta^2 (i-1)/i`` forms ``x_1^2`` and multiplies it by 0, which is NaN
+     once ``x_1^2`` overflows; PyTorch's ``layer_norm`` on CPU, ``AddMoments`` in
+     ``aten/src/ATen/native/cpu/moments_utils.h``, returns NaN for float32 ``x = [1.34e36]``
+     and already for ``|x| >= 1e20``);
+   * ``var + eps <= L_a`` (eps itself must be representable: 2^20 overflows float16);
+   * ``|x| + |mu| <= L_x`` and ``(|x| + |mu|) inv max(|gamma|, 1) + |beta| <= L_x`` and
+     ``inv max(|gamma|, 1) <= L_x``: the elementwise stage in x's dtype (``x - mu``, the
+     folded form's products with gamma folded in or applied after, as a LayerNorm with unit
+     scale followed by the affine step does, and ``inv gamma`` itself).
+
+   So two-pass, shifted one-pass and Welford (with its raw ``delta^2``) are all inside the
+   domain wherever they are correct algorithms; the naive ``E[x^2] - E[x]^2`` is inside it
+   too and still caught, by its cancellation at large ``|mu| / sigma`` (item 2), not by an
+   overflow. This is bn-props' documented overflow limit: inside it every subject must be
+   right, and ``properties/test_edge_inputs.py::test_huge_values_up_to_the_overflow_limit``
+   draws data scaled (by powers of two) to its edge. Beyond it a correct-looking kernel may
    return inf or NaN for a representable result (TF's ``reduce_mean`` overflows once
    ``N max|x| > max``: ``tests/test_overflow_limit.py`` shows it).
+
+6. Half precision: the accumulation contract. Every framework a float16/bfloat16 model is
+   compared against accumulates its statistics in float32 (``tf.nn.moments`` upcasts
+   float16; TF's CPU reductions accumulate bfloat16 in float32; Keras 3 on every backend;
+   PyTorch's ``acc_type``; ``jnp.mean``/``jnp.var``). A kernel that sums in half
+   precision loses the mean once ``N u >= 1`` (N ~ 256 in bfloat16, ~2048 in float16): the
+   model with x's ``u`` in ``gamma_N`` is then as large as the output and sees nothing. So
+   for x in float16 or bfloat16 the default contract (``accumulation="float32"``, the
+   subject attribute ``bn_accumulation``) is:
+
+   * reductions accumulated in float32: the sums behind mu and sigma^2 (unit roundoff
+     ``v = 2^-24``, smallest normal ``tiny_a``), with the summands (``x - m``, its square)
+     rounded at most as finely as x's dtype (``u``), ``m`` the mean in float32 or rounded
+     to x's dtype; ``var + eps`` and the inverse square root in float32;
+   * the elementwise stage in x's dtype: the mean and ``inv`` each rounded once to x's
+     dtype, then ``x - mu``, times ``inv``, times gamma, plus beta, the final rounding.
+
+   Items 1-4 with these two precisions. The mean, as returned or used::
+
+       e_a  = 1.5 gamma_{N+2}(v) max|x| + 2 tiny_a          # item 1 in float32
+       E_mu = e_a (1 + u) + u |mu| + tiny                   # rounded to x's dtype (flushed)
+
+   The variance: each summand ``(x_i - m)^2`` with ``|m - mu| <= E_mu`` and at most three
+   roundings in x's dtype (the deviation, the square, its conversion) is within
+   ``gamma_3(u)`` of ``(x_i - m)^2``, whose mean is ``var + (m - mu)^2``; summed in float32
+   as in item 2; squares flushed to zero in x's dtype cost ``2 tiny``; then rounded to x's
+   dtype when returned::
+
+       E_var_a = gamma_3(u) (var + E_mu^2) + (1 + gamma_3(u)) gamma_{N+3}(v) (var + 3 D2
+                 + 2 max|x| D) + E_mu^2 + 3 tiny_a + 2 tiny
+       E_var   = E_var_a (1 + u) + u var + tiny              # as returned in x's dtype
+
+   ``inv``: item 3 in float32 from the unrounded variance (``Delta = E_var_a + v eps +
+   denorm_min``, ``e_inv`` with ``v``), then one rounding to x's dtype:
+   ``e_inv' = e_inv + u (1 + e_inv)``. The output
+   bound is item 4 with ``E_mu``, ``e_inv'`` and x's ``u`` and ``tiny`` in every other
+   term. The domain (item 5) puts the reductions' limits at float32's range (``L_a``) and
+   the elementwise stage's at x's dtype's (``L_x``).
+
+   What it admits: float32 two-pass, shifted one-pass or Welford moments; TF's bfloat16
+   ``tf.nn.moments`` (a float32-accumulated mean rounded to bfloat16, deviations squared in
+   bfloat16); the folded form in half precision from float32 ``inv``. What it rejects: the
+   forgotten upcast (``gamma_N(u)`` error, far above ``gamma_N(v)`` at realistic N); a
+   float32 variance clipped to float16's range, or cast to float16, before ``var + eps``
+   and the inverse square root (Keras 3's jax ``moments`` clips at 65504, for bfloat16
+   too: a slice with std > 256, inside the domain since x itself is representable, comes
+   out under-normalized; an rsqrt in float16 overflows to ``inv = 0``). TF's float16 path
+   (``tf.nn.moments`` casts the variance to float16, ``tf.nn.batch_normalization`` adds eps
+   and takes the rsqrt in float16) is rejected the same way: a strict xfail with its cause
+   in ``bn_reference/subjects/deviations.py``.
+
+   A subject that really accumulates in its own dtype declares ``bn_accumulation =
+   "input"`` and is held to items 1-5 with x's ``u``, ``tiny`` and range everywhere, the
+   looser model. float32 and float64 are their own accumulation dtype: for them both
+   contracts are items 1-5 unchanged.
 
 Nothing here is tuned: every term is a count of roundings times the size of what is
 rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
@@ -80,7 +151,25 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-__all__ = ["finfo", "unit_roundoff", "gamma", "MomentError", "moment_error", "bound", "in_safe_domain", "times", "inv_relative_error"]
+__all__ = [
+    "ACCUMULATIONS",
+    "finfo",
+    "unit_roundoff",
+    "gamma",
+    "accumulation_dtype",
+    "contract_name",
+    "MomentError",
+    "moment_error",
+    "bound",
+    "in_safe_domain",
+    "times",
+    "inv_relative_error",
+]
+
+# The accumulation contracts (item 6): "float32" (default: half precision reduced in
+# float32) or "input" (reductions in x's own dtype, the looser model).
+ACCUMULATIONS = ("float32", "input")
+HALF = ("float16", "bfloat16")
 
 
 def finfo(dtype):
@@ -100,16 +189,35 @@ def gamma(k, u: float):
         return np.where(ku < 1, ku / np.maximum(1 - ku, 0), np.inf)
 
 
+def accumulation_dtype(dtype, accumulation: str = "float32") -> np.dtype:
+    """The dtype the reductions of a correct subject run in (item 6): float32 for a
+    float16/bfloat16 x under the default contract, x's own dtype otherwise."""
+    if accumulation not in ACCUMULATIONS:
+        raise ValueError(f"accumulation={accumulation!r}: choose one of {ACCUMULATIONS}")
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if accumulation == "float32" and dtype.name in HALF else dtype
+
+
+def contract_name(dtype, accumulation: str = "float32") -> str:
+    """How a (dtype, accumulation) pair is held, in words (report header, matrix)."""
+    acc = accumulation_dtype(dtype, accumulation)
+    dtype = np.dtype(dtype)
+    return f"{dtype.name}: reductions in {acc.name}" + (", elementwise in " + dtype.name if acc != dtype else "")
+
+
 @dataclass(frozen=True)
 class MomentError:
     """Bounds on |mu_hat - mu| and |var_hat - var| per slice (keepdims shape), plus the
-    exact float64 statistics they were derived from."""
+    exact float64 statistics they were derived from. ``var_acc`` bounds the variance as it
+    enters ``var + eps`` (before any rounding to x's dtype; equal to ``var`` when the
+    reductions run in x's dtype)."""
 
     mean: np.ndarray
     var: np.ndarray
     mu: np.ndarray
     sigma2: np.ndarray
     n: int
+    var_acc: np.ndarray | None = None
 
 
 def times(g, t):
@@ -124,18 +232,28 @@ def _stats(x64: np.ndarray, axes: tuple[int, ...]):
     return mu, dev2.mean(axis=axes, keepdims=True), dev2.max(axis=axes, keepdims=True)
 
 
-def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None) -> MomentError:
-    """E_mu and E_var (items 1 and 2 of the module docstring) for moments in ``dtype``."""
+def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None, accumulation: str = "float32") -> MomentError:
+    """E_mu and E_var for moments of x in ``dtype`` (returned in ``dtype``): items 1 and 2
+    of the module docstring when the reductions run in ``dtype``, item 6 when they run in
+    float32 (``accumulation_dtype``)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
-    fi = finfo(dtype)
-    u, tiny = unit_roundoff(dtype), float(fi.tiny)
+    acc = accumulation_dtype(dtype, accumulation)
+    v, tiny_a = unit_roundoff(acc), float(finfo(acc).tiny)
     x64 = x.astype(np.float64)
     n = int(np.prod([x.shape[a] for a in axes]))
     mu, var, d2 = _stats(x64, axes)
     x_max = np.abs(x64).max(axis=axes, keepdims=True)
-    e_mu = times(1.5 * gamma(n + 2, u), x_max) + 2 * tiny
-    e_var = times(gamma(n + 3, u), var + 3 * d2 + 2 * x_max * np.sqrt(d2)) + np.square(e_mu) + 3 * tiny
-    return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n)
+    e_a = times(1.5 * gamma(n + 2, v), x_max) + 2 * tiny_a
+    spread = var + 3 * d2 + 2 * x_max * np.sqrt(d2)
+    if acc == dtype:  # items 1 and 2
+        e_var = times(gamma(n + 3, v), spread) + np.square(e_a) + 3 * tiny_a
+        return MomentError(mean=e_a, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var)
+    u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)  # item 6
+    g3 = float(gamma(3, u))
+    e_mu = e_a * (1 + u) + u * np.abs(mu) + tiny
+    e_var_a = g3 * (var + np.square(e_mu)) + (1 + g3) * times(gamma(n + 3, v), spread) + np.square(e_mu) + 3 * tiny_a + 2 * tiny
+    e_var = e_var_a * (1 + u) + u * var + tiny
+    return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var_a)
 
 
 def inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.ndarray:
@@ -146,15 +264,19 @@ def inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.nda
     return np.where(np.isfinite(up), np.maximum(up, down) * (1 + 3 * u) + 3 * u, np.inf)
 
 
-def _output_bound(x64, axes, gamma_, beta, eps, dtype) -> np.ndarray:
+def _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation="float32") -> np.ndarray:
     fi = finfo(dtype)
     u, tiny = unit_roundoff(dtype), float(fi.tiny)
-    me = moment_error(x64, axes, dtype)
+    acc = accumulation_dtype(dtype, accumulation)
+    v = unit_roundoff(acc)
+    me = moment_error(x64, axes, dtype, accumulation)
     denom = me.sigma2 + eps
     with np.errstate(divide="ignore"):
         inv = 1 / np.sqrt(denom)  # inf for a constant slice with eps = 0
-    d_eps = u * eps + float(fi.smallest_subnormal)
-    e_inv = inv_relative_error(me.var + d_eps, denom, u)
+    d_eps = v * eps + float(finfo(acc).smallest_subnormal)
+    e_inv = inv_relative_error(me.var_acc + d_eps, denom, v)
+    if acc != dtype:  # item 6: inv computed in float32, rounded once to x's dtype
+        e_inv = e_inv + u * (1 + e_inv)
     g = np.abs(gamma_)
     with np.errstate(invalid="ignore"):
         x_hat = (x64 - me.mu) * inv
@@ -169,8 +291,9 @@ def _output_bound(x64, axes, gamma_, beta, eps, dtype) -> np.ndarray:
     return np.where(np.isnan(b), np.inf, b)
 
 
-def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> np.ndarray:
-    """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``.
+def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> np.ndarray:
+    """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``
+    held to ``accumulation`` (item 6: ``"float32"``, the default, or ``"input"``).
 
     ``B(dtype) + B(float64)``: the subject's rounding plus the reference's own. See the
     module docstring for every term.
@@ -184,30 +307,37 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> np.ndarra
     # A term past float64's range (max|x| D for float64 data near the overflow limit) is
     # inf: the bound is vacuous there, but a NaN or inf output still fails (err/bound NaN).
     with np.errstate(over="ignore"):
-        b = _output_bound(x64, axes, gamma_, beta, eps, dtype)
+        b = _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation)
         if dtype != np.float64:
             b = b + _output_bound(x64, axes, gamma_, beta, eps, np.dtype(np.float64))
     return np.broadcast_to(b, x64.shape)
 
 
-def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None) -> bool:
-    """True when no intermediate of a correct evaluation in ``dtype`` can overflow (item 5)."""
+def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> bool:
+    """True when no intermediate of a correct evaluation in ``dtype``, with its reductions
+    in ``accumulation_dtype(dtype, accumulation)``, can overflow (items 5 and 6)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
-    limit = float(finfo(dtype).max) / 4
+    limit_x = float(finfo(dtype).max) / 4
+    limit_a = float(finfo(accumulation_dtype(dtype, accumulation)).max) / 4
     x64 = np.asarray(x).astype(np.float64)
     axes = tuple(axes)
     n = int(np.prod([x64.shape[a] for a in axes]))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # inf or NaN: not safe
         mu, var, d2 = _stats(x64, axes)
         inv = 1 / np.sqrt(var + float(epsilon))
-        products = (np.abs(x64) + np.abs(mu)) * inv * np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1) + np.abs(
-            np.asarray(offset, dtype=np.float64)
-        )
+        g = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1)
+        centred = np.abs(x64) + np.abs(mu)
+        products = centred * inv * g + np.abs(np.asarray(offset, dtype=np.float64))
         squares = n * (var + 3 * d2)
-        sums = n * np.abs(x64).max(axis=axes, keepdims=True)
-    return bool(
-        np.all(sums <= limit)
-        and np.all(products <= limit)
-        and np.all(squares <= limit)
-        and np.all(var + float(epsilon) <= limit)
-    )
+        x_max = np.abs(x64).max(axis=axes, keepdims=True) if x64.size else np.zeros(())
+        sums = n * x_max
+        deltas = 4 * np.square(x_max)  # Welford's raw delta^2
+        return bool(
+            np.all(sums <= limit_a)
+            and np.all(squares <= limit_a)
+            and np.all(deltas <= limit_a)
+            and np.all(var + float(epsilon) <= limit_a)
+            and np.all(centred <= limit_x)
+            and np.all(products <= limit_x)
+            and np.all(inv * g <= limit_x)
+        )

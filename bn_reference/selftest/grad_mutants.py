@@ -1,125 +1,250 @@
-"""Deliberately wrong gradients (mutants), and one correct hand-written gradient, to test
-the gradient properties (``properties/test_gradients.py``).
+"""Subjects with a deliberately wrong backward pass (mutants), and correct ones, to test the
+gradient properties (``properties/test_gradients.py``) through ``--bn-impl``.
 
-Every function is a gradient subject, ``grads(x, dy, *, axes, scale, offset, epsilon) ->
-(dx, dscale, doffset)``. ``GRADIENT_MUTANTS`` maps a name to ``(function, laws)``: the
-``GRADIENT_LAWS`` aimed at it, each of which must catch it. ``GRADIENT_CORRECT`` must pass
-every law. ``tests/test_gradient_mutants.py`` checks both.
+Every subject here has the reference's forward pass and a hand-written NumPy ``vjp`` (the
+gradient contract, ``bn_reference.subjects``), and is loadable as
+``--bn-impl bn_reference.selftest.grad_mutants:NAME``. ``GRADIENT_MUTANTS`` names the wrong
+ones (the gradient properties must fail each), ``GRADIENT_CORRECT`` the correct ones (they
+must pass every gradient property in every dtype they declare). ``tests/test_gradient_mutants.py``
+runs the gradient properties once over all of them in a subprocess, as a user's
+``pytest properties --bn-impl ...`` would, and checks both.
 
-All but the first share one skeleton, ``_custom_bn``: a ``tf.custom_gradient`` forward
-``y = x_hat gamma + beta`` whose backward pass is three pluggable rules; a mutant is one
-wrong rule. The correct rules are the module docstring formulas of ``gradients``::
+All share one skeleton, ``_backward``: the moments and the reductions in the accumulation
+dtype (float32 for float16/bfloat16 inputs, the float32 accumulation contract; x's dtype
+otherwise), ``inv = 1/sqrt(var + eps)``, ``x_hat``, ``m1 = mean_A(dy)``, ``m2 =
+mean_A(dy x_hat)``, then pluggable rules for ``dx``, ``dgamma`` and ``dbeta``; a mutant is
+one wrong step. The correct rules (``bn_reference.mathematics.reference.batch_norm_vjp``)::
 
-    dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat)),  dgamma = R_gamma(dy x_hat),
-    dbeta = R_beta(dy)
+    dx = gamma inv (dy - m1 - x_hat m2),  dgamma = R_gamma(dy x_hat),  dbeta = R_beta(dy)
 """
 from __future__ import annotations
 
-from bn_reference.mathematics.gradients import tape_grads
+import numpy as np
 
-__all__ = ["GRADIENT_MUTANTS", "GRADIENT_CORRECT"]
+from bn_reference.mathematics.reference import reduce_to, reference
+from bn_reference.mathematics.validation import check_epsilon, check_x, normalize_axes
 
+__all__ = ["GRADIENT_MUTANTS", "GRADIENT_CORRECT", "specs"]
 
-def _tf():
-    from bn_reference.subjects._tf import tf
-
-    return tf
-
-
-def _reduce_to(a, shape):
-    """``gradients.reduce_to`` in TensorFlow: sum over the axes ``shape`` is broadcast along."""
-    tf = _tf()
-    shape = tuple(int(s) for s in shape)
-    full = (1,) * (len(a.shape) - len(shape)) + shape
-    axes = [i for i, s in enumerate(full) if s == 1 and a.shape[i] != 1]
-    return tf.reshape(tf.reduce_sum(a, axis=axes, keepdims=True) if axes else a, shape)
+ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+HALF = ("float16", "bfloat16")
 
 
-# Backward rules: (dy, x_hat, inv, gamma, axes) -> dx; (dy x_hat, gamma's shape, N) -> dgamma;
-# (dy, beta's shape, N) -> dbeta.
+def _acc(x, *, half_accumulation=False):
+    """The dtype the reductions run in: float32 for half-precision x (the contract), unless
+    the mutant accumulates in x's own dtype."""
+    if x.dtype.name in HALF and not half_accumulation:
+        return np.dtype(np.float32)
+    return x.dtype
 
 
-def _dx_right(dy, x_hat, inv, g, axes):
-    tf = _tf()
-    m1 = tf.reduce_mean(dy, axes, keepdims=True)
-    m2 = tf.reduce_mean(dy * x_hat, axes, keepdims=True)
+def _as_given(g, like, dtype):
+    if np.ndim(like) == 0 and not isinstance(like, np.ndarray):
+        return float(np.asarray(g, dtype=np.float64).sum())
+    return np.asarray(g).astype(dtype).reshape(np.shape(like))
+
+
+# dx rules: (dy, x_hat, x - mu, inv, g, m1, m2, axes) -> dx, in the accumulation dtype
+
+
+def _dx_three_terms(dy, x_hat, centered, inv, g, m1, m2, axes):
     return g * inv * (dy - m1 - x_hat * m2)
 
 
-def _dx_without_variance_term(dy, x_hat, inv, g, axes):
+def _dx_two_terms(dy, x_hat, centered, inv, g, m1, m2, axes):
+    """dy centred first: dx = gamma inv (dy_c - x_hat mean_A(dy_c x_hat)), dy_c = dy - mean_A dy
+    (equal, since mean_A x_hat = 0)."""
+    dy_c = dy - m1
+    return g * inv * (dy_c - x_hat * (dy_c * x_hat).mean(axis=axes, keepdims=True))
+
+
+def _dx_folded(dy, x_hat, centered, inv, g, m1, m2, axes):
+    """The folded form: dx = k1 dy + k2 (x - mu) + k3, k1 = gamma inv, k2 = -gamma inv^3
+    mean_A(dy (x - mu)), k3 = -gamma inv mean_A(dy)."""
+    k1 = g * inv
+    k2 = -g * inv**3 * (dy * centered).mean(axis=axes, keepdims=True)
+    return k1 * dy + k2 * centered - k1 * m1
+
+
+def _dx_without_mean_term(dy, x_hat, centered, inv, g, m1, m2, axes):
+    """Forgets d mu / d x: dx = gamma inv (dy - x_hat mean_A(dy x_hat))."""
+    return g * inv * (dy - x_hat * m2)
+
+
+def _dx_without_variance_term(dy, x_hat, centered, inv, g, m1, m2, axes):
     """Forgets d var / d x: dx = gamma inv (dy - mean_A dy). Still sums to zero over A."""
-    return g * inv * (dy - _tf().reduce_mean(dy, axes, keepdims=True))
+    return g * inv * (dy - m1)
 
 
-def _dgamma_right(dy_x_hat, shape, n):
-    return _reduce_to(dy_x_hat, shape)
+def _dgamma_right(dy_x_hat, shape):
+    return reduce_to(dy_x_hat, shape)
 
 
-def _dgamma_over_all_axes(dy_x_hat, shape, n):
+def _dgamma_over_all_axes(dy_x_hat, shape):
     """Sums dy x_hat over every axis (as if gamma were one number) and broadcasts it to
     gamma's shape: right for a scalar gamma, wrong per feature."""
-    tf = _tf()
-    return tf.broadcast_to(tf.reduce_sum(dy_x_hat), tuple(int(s) for s in shape))
+    return np.broadcast_to(dy_x_hat.sum(), shape).copy()
 
 
-def _dbeta_right(dy, shape, n):
-    return _reduce_to(dy, shape)
+def _backward(
+    x,
+    dy,
+    axes,
+    scale,
+    offset,
+    epsilon,
+    *,
+    dx_rule=_dx_three_terms,
+    dgamma_rule=_dgamma_right,
+    backward_var=None,
+    inv_rule=None,
+    compute=None,
+    half_accumulation=False,
+):
+    """The skeleton (module docstring). ``backward_var(var, n)`` replaces the biased variance
+    in the backward pass only; ``inv_rule(var, eps)`` replaces ``1/sqrt(var + eps)``;
+    ``compute`` forces a compute dtype (float64 for the float64 variant)."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    eps = check_epsilon(epsilon)
+    c = np.dtype(compute) if compute is not None else _acc(x, half_accumulation=half_accumulation)
+    xc, d = x.astype(c), np.asarray(dy).astype(c)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    mu = xc.mean(axis=axes, keepdims=True)
+    centered = xc - mu
+    var = np.square(centered).mean(axis=axes, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if backward_var is not None:
+            var = backward_var(var, n).astype(c)
+        inv = (inv_rule(var, c.type(eps)) if inv_rule is not None else 1 / np.sqrt(var + c.type(eps))).astype(c)
+        x_hat = centered * inv
+        g = np.asarray(np.asarray(scale, dtype=np.float64), dtype=c)
+        m1 = d.mean(axis=axes, keepdims=True)
+        m2 = (d * x_hat).mean(axis=axes, keepdims=True)
+        dx = dx_rule(d, x_hat, centered, inv, g, m1, m2, axes)
+        dg = dgamma_rule(d * x_hat, np.shape(scale))
+        db = reduce_to(d, np.shape(offset))
+    return dx.astype(x.dtype), _as_given(dg, scale, x.dtype), _as_given(db, offset, x.dtype)
 
 
-def _dbeta_mean(dy, shape, n):
-    """mean_A instead of sum_A: off by the factor N (right only when N = 1)."""
-    return _reduce_to(dy, shape) / n
+def _subject(name, dtypes=ALL_DTYPES, doc="", **rules):
+    """A subject: the reference's forward, ``_backward`` with ``rules`` as its ``vjp``."""
+
+    def forward(x, *, axes, scale, offset, epsilon, training):
+        return reference(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+
+    def vjp(x, dy, *, axes, scale, offset, epsilon):
+        return _backward(x, dy, axes, scale, offset, epsilon, **rules)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = doc
+    forward.bn_dtypes = tuple(dtypes)
+    forward.vjp = vjp
+    return forward
 
 
-def _custom_bn(dx_rule=_dx_right, dgamma_rule=_dgamma_right, dbeta_rule=_dbeta_right, doc=""):
-    def grads(x, dy, *, axes, scale, offset, epsilon):
-        tf = _tf()
-        axes_l = list(axes)
-        n = 1
-        for a in axes:
-            n *= x.shape[a]
-
-        @tf.custom_gradient
-        def bn(t, g, b):
-            mean, var = tf.nn.moments(t, axes_l, keepdims=True)
-            inv = tf.math.rsqrt(var + epsilon)
-            x_hat = (t - mean) * inv
-
-            def backward(up):
-                return (
-                    dx_rule(up, x_hat, inv, g, axes_l),
-                    dgamma_rule(up * x_hat, g.shape, n),
-                    dbeta_rule(up, b.shape, n),
-                )
-
-            return x_hat * g + b, backward
-
-        return tuple(tape_grads(bn, x, dy, scale, offset))
-
-    grads.__doc__ = doc
-    return grads
+def _bessel(var, n):
+    """n/(n-1) var: NaN (0/0) or inf for n = 1."""
+    return var * n / np.float64(n - 1) if n > 1 else var * np.inf
 
 
-def stop_gradient_moments(x, dy, *, axes, scale, offset, epsilon):
-    """Moments under ``tf.stop_gradient``: dx = gamma inv dy, the mean and variance terms lost."""
-    tf = _tf()
+MUTANT_DTYPES = ("float32",)  # one algorithmic bug each: float32 shows it
 
-    def forward(t, g, b):
-        mean, var = tf.nn.moments(t, list(axes), keepdims=True)
-        return tf.nn.batch_normalization(t, tf.stop_gradient(mean), tf.stop_gradient(var), b, g, epsilon)
+# Correct: they must pass every gradient property in every dtype they declare. The skeleton
+# (three_terms) and the folded form, whose rounding differs most, in all four dtypes; the
+# other two in float32 and one half-precision dtype each (CI time: every subject-dtype pair
+# is seven properties of 200 examples).
+three_terms = _subject("three_terms", doc="dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat)), float32 accumulation for half.")
+two_terms = _subject("two_terms", ("float32", "float16"), doc=_dx_two_terms.__doc__, dx_rule=_dx_two_terms)
+folded = _subject("folded", doc=_dx_folded.__doc__, dx_rule=_dx_folded)
+float64_backward = _subject(
+    "float64_backward", ("float32", "bfloat16"), doc="The three-term rules computed in float64, rounded once to x's dtype.", compute=np.float64
+)
 
-    return tuple(tape_grads(forward, x, dy, scale, offset))
+# Wrong: each must be failed by some gradient property.
+no_mean_term = _subject("no_mean_term", MUTANT_DTYPES, _dx_without_mean_term.__doc__, dx_rule=_dx_without_mean_term)
+no_variance_term = _subject("no_variance_term", MUTANT_DTYPES, _dx_without_variance_term.__doc__, dx_rule=_dx_without_variance_term)
+bessel_in_backward = _subject(
+    "bessel_in_backward", MUTANT_DTYPES, "The backward pass alone uses the Bessel-corrected variance n/(n-1) var (the forward is right).", backward_var=_bessel
+)
+epsilon_outside_sqrt_in_backward = _subject(
+    "epsilon_outside_sqrt_in_backward",
+    MUTANT_DTYPES,
+    "The backward pass alone uses inv = 1/(sqrt(var) + eps) (the forward is right).",
+    inv_rule=lambda var, eps: 1 / (np.sqrt(var) + eps),
+)
+dscale_over_all_axes = _subject("dscale_over_all_axes", MUTANT_DTYPES, _dgamma_over_all_axes.__doc__, dgamma_rule=_dgamma_over_all_axes)
+half_accumulation = _subject(
+    "half_accumulation",
+    ("float16", "bfloat16"),
+    "The backward pass accumulates its reductions (moments, mean_A dy, mean_A(dy x_hat), the parameter sums) in x's half-precision dtype.",
+    half_accumulation=True,
+)
+
+GRADIENT_MUTANTS = [
+    "no_mean_term",
+    "no_variance_term",
+    "bessel_in_backward",
+    "epsilon_outside_sqrt_in_backward",
+    "dscale_over_all_axes",
+    "half_accumulation",
+]
+GRADIENT_CORRECT = ["three_terms", "two_terms", "folded", "float64_backward"]
 
 
-custom_bn_right = _custom_bn(doc="Hand-written tf.custom_gradient with the right rules (must pass).")
-no_variance_term = _custom_bn(dx_rule=_dx_without_variance_term, doc=_dx_without_variance_term.__doc__)
-dgamma_over_all_axes = _custom_bn(dgamma_rule=_dgamma_over_all_axes, doc=_dgamma_over_all_axes.__doc__)
-dbeta_mean = _custom_bn(dbeta_rule=_dbeta_mean, doc=_dbeta_mean.__doc__)
+def specs(names) -> list[str]:
+    """``--bn-impl`` specs for names in this module."""
+    return [f"bn_reference.selftest.grad_mutants:{n}" for n in names]
 
-GRADIENT_MUTANTS = {
-    "stop_gradient_moments": (stop_gradient_moments, ("dx_agreement", "dx_sums_to_zero")),
-    "no_variance_term": (no_variance_term, ("dx_agreement",)),
-    "dgamma_over_all_axes": (dgamma_over_all_axes, ("dgamma",)),
-    "dbeta_mean": (dbeta_mean, ("dbeta",)),
-}
-GRADIENT_CORRECT = {"custom_bn_right": custom_bn_right}
+
+# --------------------------------------------------------------------------------------
+# The gradient kill matrix: the gradient properties run over the catalogue through --bn-impl
+# --------------------------------------------------------------------------------------
+
+MARKERS = ("<!-- gradient-kill-matrix:start -->", "<!-- gradient-kill-matrix:end -->")
+PROPERTIES = ("properties/test_gradients.py",)
+
+
+def run(junit_path, profile: str = "ci", workers=2):
+    """Run the gradient properties once, in a subprocess, with one ``--bn-impl`` per mutant and
+    correct subject (``killmatrix.run_suite``); returns ``(junit path, matrix, cells, specs)``."""
+    from bn_reference.selftest import killmatrix
+
+    wrong, right = specs(GRADIENT_MUTANTS), specs(GRADIENT_CORRECT)
+    junit = killmatrix.run_suite(wrong + right, profile, (), junit_path=junit_path, workers=workers, paths=PROPERTIES)
+    return junit, killmatrix.parse_junit(junit, wrong + right), killmatrix.parse_cells(junit, wrong + right), (wrong, right)
+
+
+def main(argv=None) -> int:
+    """``python -m bn_reference.selftest.grad_mutants [--readme]``: run the gradient properties
+    over the catalogue, print the matrix, and with ``--readme`` rewrite the gradient table of
+    ``docs/properties.md``."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from bn_reference.selftest import killmatrix
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--readme", action="store_true")
+    parser.add_argument("--profile", default="ci")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, matrix, cells, (wrong, right) = run(Path(tmp) / "junit.xml", args.profile)
+    expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
+    print(killmatrix.render(matrix, expect=expect, cells=cells))
+    survivors = [s for s in wrong if not killmatrix.killers(matrix.get(s, {}))]
+    false_alarms = [s for s in right if killmatrix.killers(matrix.get(s, {}))]
+    print(f"survivors: {survivors or 'none'}; false alarms: {false_alarms or 'none'}")
+    if args.readme:
+        doc = killmatrix.repo_root() / "docs" / "properties.md"
+        text = doc.read_text()
+        start, end = text.index(MARKERS[0]), text.index(MARKERS[1]) + len(MARKERS[1])
+        table = killmatrix.markdown_catches(matrix, wrong, args.profile, markers=MARKERS, catalogue="bn_reference/selftest/grad_mutants.py")
+        doc.write_text(text[:start] + table + text[end:])
+        print(f"rewrote the gradient table in {doc}")
+    return 1 if survivors or false_alarms else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

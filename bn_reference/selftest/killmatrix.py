@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bn_reference.harness.checks import RATIO_KEY
+from bn_reference.harness.ids import split_id  # the one test-id parser (the crash handler uses it too)
 
 __all__ = [
     "OUTCOMES",
@@ -42,7 +43,6 @@ __all__ = [
 
 OUTCOMES = ("failed", "error", "passed", "skipped")  # aggregation priority, first wins
 NO_SUBJECT = "(no subject)"  # tests that are not parametrized over subjects
-KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 SYMBOLS = {"failed": "X", "error": "E", "passed": ".", "skipped": "s", None: " "}
 PARTIAL_FAIL = "x"  # failed for some of the subject's dtypes, passed for others
 
@@ -87,13 +87,15 @@ def run_suite(
     ignore=("tests", "properties/test_seed_golden.py"),
     root: str | os.PathLike | None = None,
     timeout: float | None = 3600,
+    env: dict | None = None,
 ) -> Path:
     """Run the property suite once in a subprocess over ``specs`` (one ``--bn-impl`` each)
     and return the path of its JUnit XML report.
 
     The child runs ``sys.executable -m pytest`` in ``root`` (default: this checkout) with
     ``--hypothesis-profile=profile``, ``-p xdist -n workers`` (``workers=None``: no xdist),
-    without ``BN_IMPL`` in its environment. Its combined stdout/stderr is written next to
+    without ``BN_IMPL`` in its environment, plus the variables in ``env`` (e.g.
+    ``PYTHONHASHSEED``). Its combined stdout/stderr is written next to
     the report (``<junit>.log``). Test failures are the point (exit status 1); any other
     non-zero status without a report raises ``SuiteError`` with the log's tail.
     """
@@ -108,6 +110,7 @@ def run_suite(
     if workers is not None:
         cmd += ["-p", "xdist", "-n", str(workers)]
     cmd += [f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}"]
+    cmd += [f"--bn-repro-dir={junit_path.parent / 'repro'}"]  # mutants' repros beside the report, not in the checkout
     for spec in specs:
         cmd += ["--bn-impl", spec]
     cmd += list(extra_args)
@@ -116,7 +119,7 @@ def run_suite(
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         try:
-            proc = subprocess.run(cmd, cwd=root, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+            proc = subprocess.run(cmd, cwd=root, env={**_child_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SuiteError(f"property suite timed out after {timeout} s; log: {log_path}\n{_tail(log_path)}") from None
         log.write(f"\n[bn-killmatrix] exit status {proc.returncode} after {time.monotonic() - started:.1f} s\n")
@@ -139,47 +142,6 @@ def _tail(path: Path, lines: int = 40) -> str:
 # ---------------------------------------------------------------------------------------
 # Reading the report
 # ---------------------------------------------------------------------------------------
-
-
-def split_id(name: str, specs) -> tuple[str, str | None, str | None]:
-    """``test_f[spec-dtype-other]`` -> (property, subject spec, dtype).
-
-    The plugin's ids are the spec, then the dtype, then any other parameters, joined by
-    ``-``. With ``specs`` known, the longest spec that the id starts with is the subject;
-    otherwise the subject is everything before the first known dtype component (or the
-    first component). Property = function name plus the remaining parameters.
-    """
-    func, sep, params = name.partition("[")
-    if not sep:
-        return func, None, None
-    params = params[:-1] if params.endswith("]") else params
-    subject = None
-    rest = params
-    for spec in sorted(specs or (), key=len, reverse=True):
-        if params == spec or params.startswith(spec + "-"):
-            subject, rest = spec, params[len(spec) + 1 :]
-            break
-    parts = rest.split("-") if rest else []
-    if subject is None and not specs:
-        comps = params.split("-")
-        cut = next((i for i, c in enumerate(comps) if c in KNOWN_DTYPES and i > 0), None)
-        if cut is not None:
-            subject, parts = "-".join(comps[:cut]), comps[cut:]
-        elif ":" in comps[0] or comps[0] in _builtin_names():
-            subject, parts = comps[0], comps[1:]
-    if subject is None:  # specs were given and none matches: not a subject test
-        return name, None, None
-    dtype = None
-    if parts and parts[0] in KNOWN_DTYPES:
-        dtype, parts = parts[0], parts[1:]
-    prop = func + (f"[{'-'.join(parts)}]" if parts else "")
-    return prop, subject, dtype
-
-
-def _builtin_names():
-    from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS
-
-    return {**BUILTINS, **LAYER_SUBJECTS}
 
 
 def _outcome(case: ET.Element) -> tuple[str, str]:
@@ -246,6 +208,15 @@ def parse_junit(path, specs=None) -> dict[str, dict[str, str]]:
     }
 
 
+def caught_in(by_prop: dict) -> list[str]:
+    """The dtypes in which some property failed a subject (its ``parse_cells`` row), in
+    ``KNOWN_DTYPES`` order: a half-precision mutant is caught in the dtype it targets."""
+    from bn_reference.subjects import KNOWN_DTYPES
+
+    failed = {d for by_dtype in by_prop.values() for d, c in by_dtype.items() if c.outcome == "failed"}
+    return [d for d in KNOWN_DTYPES if d in failed] + sorted(str(d) for d in failed if d not in KNOWN_DTYPES)
+
+
 def killers(row: dict[str, str]) -> list[str]:
     """The properties that fail a subject (its row of the matrix)."""
     return [p for p, o in row.items() if o == "failed"]
@@ -291,6 +262,8 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
     for i, _ in enumerate(props, 1):
         table.add_column(str(i), justify="center", no_wrap=True)
     table.add_column("kills", justify="right")
+    if cells is not None:
+        table.add_column("caught in", no_wrap=True)  # the dtypes in which some property failed it
     if expect:
         table.add_column("verdict", no_wrap=True)
     for s in subjects:
@@ -306,6 +279,8 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
             marks.append(mark)
         n = len(killers(row))
         extra = [str(n)]
+        if cells is not None:
+            extra.append(",".join(caught_in(cells.get(s, {}))) or "-")
         if expect:
             kind = expect.get(s)
             if kind == "mutant":
@@ -347,22 +322,23 @@ def catches(matrix, mutant_specs) -> dict[str, list[str]]:
     return {p: [_short(s) for s in mutant_specs if matrix.get(s, {}).get(p) == "failed"] for p in props}
 
 
-def markdown_catches(matrix, mutant_specs, profile: str) -> str:
-    """The Markdown table for the README (between ``README_START`` and ``README_END``)."""
+def markdown_catches(matrix, mutant_specs, profile: str, *, markers=(README_START, README_END), catalogue="bn_reference/selftest/mutants.py") -> str:
+    """The Markdown table for the README (between ``markers``, default ``README_START`` and
+    ``README_END``; the gradient mutants' table has its own, ``grad_mutants.MARKERS``)."""
     lines = [
-        README_START,
-        f"| property | mutants it catches (`bn_reference/selftest/mutants.py`, profile `{profile}`) |",
+        markers[0],
+        f"| property | mutants it catches (`{catalogue}`, profile `{profile}`) |",
         "|---|---|",
     ]
     for prop, names in catches(matrix, mutant_specs).items():
         lines.append(f"| `{prop}` | {', '.join(f'`{n}`' for n in names) or '-'} |")
-    lines.append(README_END)
+    lines.append(markers[1])
     return "\n".join(lines)
 
 
-def readme_claims(readme_text: str) -> dict[str, set[str]]:
-    """Parse the README table back into ``{property: {mutant names}}``."""
-    start, end = readme_text.index(README_START), readme_text.index(README_END)
+def readme_claims(readme_text: str, *, markers=(README_START, README_END)) -> dict[str, set[str]]:
+    """Parse the README table (between ``markers``) back into ``{property: {mutant names}}``."""
+    start, end = readme_text.index(markers[0]), readme_text.index(markers[1])
     claims = {}
     for line in readme_text[start:end].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -21,7 +21,9 @@ dtype they handle, since a false alarm may hide in one dtype only. Mutants on th
 skeleton declare float32 and float64 (the skeleton's arithmetic in either); mutants whose
 bug is a dtype (float16 moments, float64 output, naive float32 variance) or a TF API call
 keep the float32 default: their bug does not depend on the dtype, and each extra dtype
-costs the meta-test a full pass of the suite for that subject.
+costs the meta-test a full pass of the suite for that subject. The half-precision mutants
+(``tolerance`` item 6: forgotten upcast, variance clipped to float16, rsqrt in float16)
+declare the dtype they target; float32, always checked, is for them a correct kernel.
 """
 from __future__ import annotations
 
@@ -114,11 +116,16 @@ def _shifted_one_pass(x, axes):
     return k + m1, np.maximum(m2 - np.square(m1), x.dtype.type(0))
 
 
-def _welford(x, axes):
-    """Welford's streaming update over the elements of each slice (all slices at once)."""
+def _rows(x, axes):
+    """``x`` as (slices, N): one row per kept position, the reduced elements along it."""
     n = int(np.prod([x.shape[a] for a in axes]))
     rows = int(np.prod([d for a, d in enumerate(x.shape) if a not in axes]))  # not -1: N may be 0
-    flat = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim))).reshape(rows, n)
+    return np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim))).reshape(rows, n), n
+
+
+def _welford(x, axes):
+    """Welford's streaming update over the elements of each slice (all slices at once)."""
+    flat, n = _rows(x, axes)
     mean = np.zeros(flat.shape[0], dtype=x.dtype)
     m2 = np.zeros(flat.shape[0], dtype=x.dtype)
     for i in range(n):
@@ -129,6 +136,39 @@ def _welford(x, axes):
     keep_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim))
     with np.errstate(invalid="ignore"):  # N = 0: 0/0, moments of nothing
         return mean.reshape(keep_shape), (m2 / x.dtype.type(n)).reshape(keep_shape)
+
+
+def _welford_delta2(x, axes):
+    """Welford's update in its ``delta^2`` form, as PyTorch's CPU ``layer_norm`` merges
+    (``AddMoments`` in aten/src/ATen/native/cpu/moments_utils.h): ``delta = x_i - m``,
+    ``m += delta / i``, ``M2 += delta^2 (i - 1) / i``. The first step squares x_1 itself
+    (``m`` starts at 0) and multiplies it by 0: inside the domain (``tolerance`` item 5,
+    ``4 max|x|^2 <= max/4``) that is 0; beyond it, NaN."""
+    flat, n = _rows(x, axes)
+    mean = np.zeros(flat.shape[0], dtype=x.dtype)
+    m2 = np.zeros(flat.shape[0], dtype=x.dtype)
+    for i in range(n):
+        delta = flat[:, i] - mean
+        mean = mean + delta / x.dtype.type(i + 1)
+        m2 = m2 + delta * delta * x.dtype.type(i / (i + 1))
+    keep_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim))
+    with np.errstate(invalid="ignore"):  # N = 0: 0/0, moments of nothing
+        return mean.reshape(keep_shape), (m2 / x.dtype.type(n)).reshape(keep_shape)
+
+
+def _running_sums(x, axes):
+    """Two-pass moments whose sums are sequential running sums in x's own dtype
+    (``np.cumsum``: every partial sum rounded to x's dtype, as a naive kernel loop does)."""
+    flat, n = _rows(x, axes)
+    keep_shape = tuple(1 if a in axes else x.shape[a] for a in range(x.ndim))
+
+    def total(a):
+        return np.cumsum(a, axis=1, dtype=x.dtype)[:, -1] if n else np.zeros(a.shape[0], x.dtype)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = total(flat) / x.dtype.type(n)
+        var = total(np.square(flat - mu[:, None])) / x.dtype.type(n)
+    return mu.reshape(keep_shape), var.reshape(keep_shape)
 
 
 def _in_float64(moments):
@@ -175,6 +215,85 @@ def _numpy_bn(x, axes, scale, offset, epsilon, training, **steps):
     if not train:
         return x.copy()
     return _compute(x, axes, scale, offset, epsilon, **steps)
+
+
+# Half precision: reductions in float32, the elementwise stage in x's dtype ----------------
+#
+# ``tolerance`` item 6: for float16/bfloat16 x, the moments (and var + eps, the rsqrt) in
+# float32, the mean and inv rounded once to x's dtype, then the elementwise stage in x's
+# dtype. For float32/float64 x every step runs in x's dtype. Each half-precision mutant
+# replaces one step.
+
+HALF = ("float16", "bfloat16")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _accumulation(dtype) -> np.dtype:
+    return np.dtype(np.float32) if np.dtype(dtype).name in HALF else np.dtype(dtype)
+
+
+def _reduce_in_float32(moments):
+    """moments(x, axes) run on x upcast to the accumulation dtype (float32 for half x)."""
+
+    def reduced(x, axes):
+        return moments(x.astype(_accumulation(x.dtype)), axes)
+
+    reduced.__doc__ = moments.__doc__
+    return reduced
+
+
+def _rsqrt(var, eps, dtype):
+    """inv = 1 / sqrt(var + eps) in the accumulation dtype (float32 for half x)."""
+    acc = _accumulation(dtype)
+    v = np.asarray(var).astype(acc)
+    return acc.type(1) / np.sqrt(v + acc.type(eps))
+
+
+def _unfolded_stage(x, mu, inv, gamma, beta):
+    """(x - mu) * inv * gamma + beta in x's dtype, mu and inv each rounded once to it."""
+    dt = x.dtype
+    return (x - np.asarray(mu).astype(dt)) * np.asarray(inv).astype(dt) * _param(gamma, dt) + _param(beta, dt)
+
+
+def _folded_stage(x, mu, inv, gamma, beta):
+    """Folded in x's dtype: g = inv * gamma (formed in inv's dtype, rounded once to x's),
+    y = x * g + (beta - mu * g)."""
+    dt = x.dtype
+    g = (np.asarray(inv) * _param(gamma, np.asarray(inv).dtype)).astype(dt)
+    return x * g + (_param(beta, dt) - np.asarray(mu).astype(dt) * g)
+
+
+def _half_bn(x, axes, scale, offset, epsilon, training, *, moments=_reduce_in_float32(_two_pass), inverse=_rsqrt, stage=_unfolded_stage):
+    """Validate, gate on ``training``, then ``moments`` -> ``inverse`` -> ``stage``."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    mu, var = moments(x, axes)
+    y = stage(x, mu, inverse(var, epsilon, x.dtype), scale, offset)
+    return np.asarray(y).astype(x.dtype)
+
+
+def _clipped_to_float16(moments):
+    """Keras 3.15's jax ``moments`` (keras/src/backend/jax/nn.py, ``moments()``): float32
+    statistics, then ``jnp.clip(variance, finfo(float16).min, finfo(float16).max)`` (and the
+    mean) before the cast back to x's dtype, for float16 AND bfloat16 inputs."""
+
+    def clipped(x, axes):
+        mu, var = moments(x, axes)
+        if x.dtype.name not in HALF:
+            return mu, var
+        return (np.clip(mu, -FLOAT16_MAX, FLOAT16_MAX).astype(x.dtype), np.clip(var, -FLOAT16_MAX, FLOAT16_MAX).astype(x.dtype))
+
+    return clipped
+
+
+def _rsqrt_in_input_dtype(var, eps, dtype):
+    """inv = rsqrt(var + eps) with the float32 variance cast to x's dtype first: in float16
+    a variance above 65504 (std > 256) becomes inf and inv becomes 0."""
+    dt = np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        v = np.asarray(var).astype(dt)
+    return dt.type(1) / np.sqrt(v + dt.type(eps))
 
 
 def _moments_attr(moments):
@@ -452,6 +571,48 @@ def unbiased_then_rescaled(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_unbiased_then_rescaled)
 
 
+# Half-precision mutants (``tolerance`` item 6): each is caught in the dtype it targets; in
+# float32 (always checked) they are correct float32 kernels ----------------------------
+
+
+def _forgotten_upcast(x, *, axes, scale, offset, epsilon, training):
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_running_sums)
+
+
+@supports("float16", moments=_moments_attr(_running_sums))
+def forgotten_upcast_float16(x, *, axes, scale, offset, epsilon, training):
+    """BUG (float16): the float32 upcast forgotten: mean and variance summed in float16 with
+    running sums (adding 1.0 to 2048 leaves 2048), the rest as ``float32_two_pass``."""
+    return _forgotten_upcast(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+
+
+@supports("bfloat16", moments=_moments_attr(_running_sums))
+def forgotten_upcast_bfloat16(x, *, axes, scale, offset, epsilon, training):
+    """BUG (bfloat16): the float32 upcast forgotten: mean and variance summed in bfloat16
+    with running sums (a running sum of ones stops growing at 256)."""
+    return _forgotten_upcast(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+
+
+_CLIPPED = _clipped_to_float16(_reduce_in_float32(_two_pass))
+
+
+@supports(*HALF, moments=_moments_attr(_CLIPPED))
+def variance_clipped_to_float16(x, *, axes, scale, offset, epsilon, training):
+    """BUG (float16, bfloat16): float32 moments, but mean and variance clipped to float16's
+    largest value (65504) before the cast back to x's dtype, as Keras 3.15's jax backend
+    ``moments`` does (keras/src/backend/jax/nn.py): a slice with std > 256 comes out
+    under-normalized."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_CLIPPED)
+
+
+@supports("float16")
+def rsqrt_in_float16(x, *, axes, scale, offset, epsilon, training):
+    """BUG (float16): float32 moments, but the inverse square root computed in x's dtype
+    from the variance cast to it (as ``tf.nn.batch_normalization`` does with the float16
+    moments of ``tf.nn.moments``): var > 65504 overflows, inv = 0, y = beta."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, inverse=_rsqrt_in_input_dtype)
+
+
 # --------------------------------------------------------------------------------------
 # Correct variants: different algorithm or rounding, same mathematics
 # --------------------------------------------------------------------------------------
@@ -464,11 +625,28 @@ def float64_compute(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64)
 
 
-@supports(*FULL, moments=_moments_attr(_two_pass))
+@supports(*ALL_DTYPES, moments=_moments_attr(_reduce_in_float32(_two_pass)))
 def folded_rsqrt(x, *, axes, scale, offset, epsilon, training):
     """Correct: TF's folded multiply-add in x.dtype: inv = rsqrt(var + eps) * gamma,
-    y = x * inv + (beta - mu * inv) (rounds x*inv and mu*inv before they cancel)."""
-    return _numpy_bn(x, axes, scale, offset, epsilon, training, normalize=_folded)
+    y = x * inv + (beta - mu * inv) (rounds x*inv and mu*inv before they cancel). For
+    float16/bfloat16 x: two-pass moments, var + eps and the rsqrt in float32, inv * gamma
+    and mu rounded to x's dtype, the multiply-add in x's dtype."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, stage=_folded_stage)
+
+
+@supports(*ALL_DTYPES, moments=_moments_attr(_reduce_in_float32(_two_pass)))
+def float32_two_pass(x, *, axes, scale, offset, epsilon, training):
+    """Correct: two-pass moments, var + eps and the rsqrt in float32 (x's dtype for
+    float32/float64 x); mean and inv rounded to x's dtype; (x - mu) * inv * gamma + beta
+    in x's dtype."""
+    return _half_bn(x, axes, scale, offset, epsilon, training)
+
+
+@supports(*ALL_DTYPES, moments=_moments_attr(_reduce_in_float32(_welford_delta2)))
+def float32_welford(x, *, axes, scale, offset, epsilon, training):
+    """Correct: Welford's update with its raw delta^2 (PyTorch's form) in float32 (x's dtype
+    for float32/float64 x), then the elementwise stage of ``float32_two_pass``."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_reduce_in_float32(_welford_delta2))
 
 
 @supports(*FULL, moments=_moments_attr(_shifted_one_pass))
@@ -515,11 +693,17 @@ MUTANTS = [
     "nan_ignoring",
     "rescaled_by_global_max",
     "unbiased_then_rescaled",
+    "forgotten_upcast_float16",
+    "forgotten_upcast_bfloat16",
+    "variance_clipped_to_float16",
+    "rsqrt_in_float16",
 ]
 
 CORRECT = [
     "float64_compute",
     "folded_rsqrt",
+    "float32_two_pass",
+    "float32_welford",
     "shifted_one_pass",
     "welford",
     "keras_layer_norm",

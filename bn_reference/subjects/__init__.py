@@ -12,6 +12,36 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
   lets the moment properties (decomposition, parallel merge) check them directly;
 * ``bn_axes``: ``bn_axes(ndim) -> list of axes tuples`` the subject can express (e.g. a
   Keras ``BatchNormalization`` reduces over every axis but one); default: any axis set.
+* ``bn_accumulation``: the error-model contract for float16/bfloat16 inputs
+  (``bn_reference.mathematics.tolerance``, item 6): ``"float32"`` (default: reductions
+  accumulated in float32, the elementwise stage in x's dtype, as every framework does) or
+  ``"input"`` (a subject that really accumulates in its own dtype, held to the looser
+  model with x's unit roundoff in the sums). float32/float64 are unaffected.
+* ``bn_refuses``: ``bn_refuses(shape, axes) -> str | None``, the inputs the subject refuses
+  by design (PyTorch's ``batch_norm`` in training with one value per channel): the error text
+  it raises (a substring of the message) for a training call on x of ``shape`` reduced over
+  ``axes``, or None. A declared refusal is checked once (``test_declared_refusal_is_a_clear_error``:
+  such a call must raise an exception carrying that text, not return) and no other property
+  draws those inputs (``strategies.draw_case``).
+* ``vjp``: the gradient of the training-mode output (``properties/test_gradients.py``)::
+
+      vjp(x, dy, *, axes, scale, offset, epsilon) -> (dx, dscale, doffset)
+
+  NumPy in and out: ``dy`` has x's shape and dtype; ``dx`` has x's shape and dtype,
+  ``dscale``/``doffset`` the shapes of ``scale``/``offset`` as given (a Python float gives a
+  float: the sum over every element). Adapters: ``bn_reference.subjects.autodiff``
+  (``tape_vjp``, ``torch_vjp``, ``jax_vjp``); without ``vjp`` the gradient laws skip.
+* ``bn_stateful`` (moving statistics, ``properties/test_moving_statistics.py``)::
+
+      bn_stateful(*, axes, momentum, epsilon, scale, offset, dtype) -> layer
+      layer(x, training) -> ndarray;  layer.moving_mean, layer.moving_variance
+
+  one value per kept position (any shape of that size, arrays or tensors), starting at 0
+  and 1. ``training=True`` updates them and normalizes with the batch's moments;
+  ``False``/``None`` normalize with them. Declared conventions: ``bn_momentum`` ``"keras"``
+  (``moving <- m moving + (1 - m) batch``, the default) or ``"torch"`` (``running <- (1 -
+  m) running + m batch``), ``bn_running_variance`` ``"biased"`` (default) or ``"unbiased"``
+  (``N/(N-1)`` times the batch variance). ``momentum`` is passed in the declared convention.
 
 A subject is named by a spec: a built-in name (``reference``, ``seed_layer``, ``tf_nn``)
 or ``module:attr`` (``attr`` may be dotted) for anything importable.
@@ -24,9 +54,10 @@ from typing import Callable
 
 import numpy as np
 
+from bn_reference.mathematics.tolerance import ACCUMULATIONS
 from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "LAYER_SUBJECTS", "load_subject", "supports", "check_call"]
+__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "LAYER_SUBJECTS", "FRAMEWORK_SUBJECTS", "load_subject", "supports", "check_call"]
 
 BUILTINS = {
     "reference": "bn_reference.mathematics.reference:reference",
@@ -39,8 +70,29 @@ LAYER_SUBJECTS: dict[str, str] = {
     name: f"bn_reference.subjects.keras_layers:{name}"
     for name in ("keras_batch_norm", "keras_layer_norm", "keras_group_norm", "fused_batch_norm", "fused_batch_norm_nchw")
 }
+# Built-in subjects of other frameworks, each behind an optional extra (``pip install
+# "bn-props[torch]"``, ``[jax]``, ``[flax]``, ``[onnxruntime]``; the Keras backends need
+# ``[jax]``/``[torch]``); checked on request (``--bn-impl NAME``, or ``tox -e frameworks``,
+# which regenerates docs/conformance.md). Loading one whose framework is missing fails with
+# a one-line message naming the extra.
+FRAMEWORK_SUBJECTS: dict[str, str] = {
+    **{f"torch_{op}": f"bn_reference.subjects.pytorch:torch_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "instance_norm")},
+    **{name: f"bn_reference.subjects.jax_nn:{name}" for name in ("jax_standardize", "jax_standardize_stable")},
+    **{
+        f"flax_{op}{variant}": f"bn_reference.subjects.flax_linen:flax_{op}{variant}"
+        for op in ("layer_norm", "batch_norm", "group_norm")
+        for variant in ("", "_two_pass")
+    },
+    **{f"ort_{op}": f"bn_reference.subjects.onnxruntime_ops:ort_{op}" for op in ("batch_norm", "layer_norm", "group_norm")},
+    **{
+        f"keras_{backend}_{op}": f"bn_reference.subjects.keras_backends:keras_{backend}_{op}"
+        for backend in ("jax", "torch")
+        for op in ("batch_norm", "layer_norm")
+    },
+}
 DEFAULT_DTYPES = ("float32",)
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
+DEFAULT_ACCUMULATION = "float32"
 
 
 class SubjectSpecError(ValueError):
@@ -62,6 +114,14 @@ class Subject:
         return tuple(dict.fromkeys(("float32",) + declared))
 
     @property
+    def accumulation(self) -> str:
+        """``bn_accumulation``: the half-precision contract it is held to (``"float32"`` default)."""
+        acc = getattr(self.fn, "bn_accumulation", DEFAULT_ACCUMULATION)
+        if acc not in ACCUMULATIONS:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_accumulation={acc!r}; choose one of {ACCUMULATIONS}")
+        return acc
+
+    @property
     def moments(self) -> Callable | None:
         m = getattr(self.fn, "moments", None)
         return m if callable(m) else None
@@ -72,20 +132,88 @@ class Subject:
         a = getattr(self.fn, "bn_axes", None)
         return a if callable(a) else None
 
+    @property
+    def vjp(self) -> Callable | None:
+        """``vjp(x, dy, *, axes, scale, offset, epsilon) -> (dx, dscale, doffset)``, or None."""
+        v = getattr(self.fn, "vjp", None)
+        return v if callable(v) else None
+
+    @property
+    def stateful(self) -> Callable | None:
+        """``bn_stateful(*, axes, momentum, epsilon, scale, offset, dtype) -> layer``, or None."""
+        f = getattr(self.fn, "bn_stateful", None)
+        return f if callable(f) else None
+
+    @property
+    def conventions(self) -> tuple[str, str]:
+        """``(bn_momentum, bn_running_variance)`` as declared (default ``("keras", "biased")``)."""
+        momentum = getattr(self.fn, "bn_momentum", "keras")
+        variance = getattr(self.fn, "bn_running_variance", "biased")
+        if momentum not in MOMENTUM_CONVENTIONS or variance not in RUNNING_VARIANCES:
+            raise SubjectSpecError(
+                f"subject {self.spec!r}: bn_momentum={momentum!r} / bn_running_variance={variance!r}; "
+                f"choose from {MOMENTUM_CONVENTIONS} / {RUNNING_VARIANCES}"
+            )
+        return momentum, variance
+
+    def refusal(self, shape, axes) -> str | None:
+        """What the subject declares it refuses (``bn_refuses(shape, axes)``): the error text
+        it raises by design for a training call on x of ``shape`` reduced over ``axes``, or
+        None when it accepts such a call (and when it declares no refusal)."""
+        r = getattr(self.fn, "bn_refuses", None)
+        return r(tuple(shape), tuple(axes)) if callable(r) else None
+
+    @property
+    def refuses(self) -> bool:
+        """Whether the subject declares refusals at all (``bn_refuses``)."""
+        return callable(getattr(self.fn, "bn_refuses", None))
+
     def __call__(self, x, **kwargs):
+        __tracebackhide__ = True  # a failure's traceback goes from the property to the subject's code
         return self.fn(x, **kwargs)
 
     def __repr__(self) -> str:
         return self.spec
 
 
-def supports(*dtypes: str, moments: Callable | None = None):
-    """Decorator for a subject: declare its dtypes (and optionally its moments)."""
+MOMENTUM_CONVENTIONS = ("keras", "torch")
+RUNNING_VARIANCES = ("biased", "unbiased")
+
+
+def supports(
+    *dtypes: str,
+    moments: Callable | None = None,
+    vjp: Callable | None = None,
+    stateful: Callable | None = None,
+    momentum: str | None = None,
+    running_variance: str | None = None,
+    accumulation: str | None = None,
+):
+    """Decorator for a subject: declare its dtypes (and optionally its moments, its gradient
+    ``vjp``, its stateful factory ``bn_stateful`` and that factory's conventions, and its
+    half-precision ``bn_accumulation`` contract)."""
+    for name, value, allowed in (
+        ("momentum", momentum, MOMENTUM_CONVENTIONS),
+        ("running_variance", running_variance, RUNNING_VARIANCES),
+        ("accumulation", accumulation, ACCUMULATIONS),
+    ):
+        if value is not None and value not in allowed:
+            raise ValueError(f"supports({name}={value!r}): choose one of {allowed}")
 
     def mark(fn):
         fn.bn_dtypes = tuple(dtypes)
         if moments is not None:
             fn.moments = moments
+        if vjp is not None:
+            fn.vjp = vjp
+        if stateful is not None:
+            fn.bn_stateful = stateful
+        if momentum is not None:
+            fn.bn_momentum = momentum
+        if running_variance is not None:
+            fn.bn_running_variance = running_variance
+        if accumulation is not None:
+            fn.bn_accumulation = accumulation
         return fn
 
     return mark
@@ -93,10 +221,10 @@ def supports(*dtypes: str, moments: Callable | None = None):
 
 def load_subject(spec: str) -> Subject:
     """Resolve a spec (built-in name or ``module:attr``) to a callable ``Subject``."""
-    target = BUILTINS.get(spec) or LAYER_SUBJECTS.get(spec) or spec
+    target = BUILTINS.get(spec) or LAYER_SUBJECTS.get(spec) or FRAMEWORK_SUBJECTS.get(spec) or spec
     if ":" not in target:
         raise SubjectSpecError(
-            f"subject {spec!r}: expected module:attr or one of {', '.join([*BUILTINS, *LAYER_SUBJECTS])}"
+            f"subject {spec!r}: expected module:attr or one of {', '.join([*BUILTINS, *LAYER_SUBJECTS, *FRAMEWORK_SUBJECTS])}"
         )
     module_name, attr = target.split(":", 1)
     try:

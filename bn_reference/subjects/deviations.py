@@ -19,6 +19,10 @@ class Deviation:
     prop: str  # the test function's name, e.g. "test_unit_variance"
     reason: str  # the behaviour, and where it is documented or observed
     dtype: str | None = None  # None: every dtype
+    # strict (the default): the subject must fail the property in every run. False only for
+    # a deviation the property reaches in some draws and not others, when the same cause
+    # is a strict xfail of another property (which notices the day it is fixed).
+    strict: bool = True
 
 
 _KERAS_BN_INFERENCE = (
@@ -39,7 +43,33 @@ _KERAS_GN_EMPTY_CHANNELS = (
     "113-122 in Keras 3.15). The reference returns an empty output of x's shape."
 )
 
+_TF_FLOAT16_VARIANCE_OVERFLOW = (
+    "tf.nn.moments computes float16 statistics in float32 but casts mean and variance back to "
+    "float16 (tensorflow/python/ops/nn_impl.py, moments(): `if x.dtype == dtypes.float16: return "
+    "(math_ops.cast(mean, dtypes.float16), math_ops.cast(variance, dtypes.float16))`), and "
+    "tf.nn.batch_normalization then forms `inv = math_ops.rsqrt(variance + variance_epsilon)` in "
+    "float16 (nn_impl.py, batch_normalization()): a slice with std > 256 (variance > 65504, "
+    "data perfectly representable) gets variance inf, inv 0, y = beta. The strict half-precision "
+    "contract (tolerance item 6: var + eps and the rsqrt in float32) rejects it; huge_cases draw "
+    "such slices in every run (observed: x = float16 [8240, -8660] -> y = [0, 0], expected +-1). "
+    "test_scale_identity hits the same overflow when it draws a = 1024 on a slice of std > 1/4, "
+    "or a = 1/1024 with eps > 1/16 (eps * 2^20 > 65504)."
+)
+_TF_FLOAT16_SCALE_IDENTITY = (
+    _TF_FLOAT16_VARIANCE_OVERFLOW
+    + " Not strict here: the ci profile draws such a case, dev seeds 12 and 13 do not; the strict "
+    "xfail of test_huge_values_up_to_the_overflow_limit (float16) carries the same cause."
+)
+
+_TF_SPECS = ("tf_nn", "seed_layer", "bn_reference.subjects.tensorflow:tf_nn", "bn_reference.subjects.tensorflow:seed_layer")
+
 KNOWN_DEVIATIONS: list[Deviation] = [
+    *(
+        Deviation(spec, prop, _TF_FLOAT16_VARIANCE_OVERFLOW, "float16")
+        for prop in ("test_huge_values_up_to_the_overflow_limit",)
+        for spec in _TF_SPECS
+    ),
+    *(Deviation(spec, "test_scale_identity", _TF_FLOAT16_SCALE_IDENTITY, "float16", strict=False) for spec in _TF_SPECS),
     *(
         Deviation(spec, "test_inference_returns_input", _KERAS_BN_INFERENCE)
         for spec in ("keras_batch_norm", "bn_reference.subjects.keras_layers:keras_batch_norm")
@@ -48,6 +78,42 @@ KNOWN_DEVIATIONS: list[Deviation] = [
         Deviation(spec, "test_zero_size_dimensions_give_an_empty_output", _KERAS_GN_EMPTY_CHANNELS)
         for spec in ("keras_group_norm", "bn_reference.subjects.keras_layers:keras_group_norm")
     ),
+]
+
+_TF_FLOAT16_GRADIENT_SUMS = (
+    "TF's float16 gradient of tf.nn.batch_normalization breaks the float32 accumulation "
+    "contract (bn_reference/mathematics/gradients.py, item 6): the gradients of the folded "
+    "`x * inv + (offset - mean * inv)` with respect to its broadcast operands are "
+    "`math_ops.reduce_sum(grad * y, rx)` in the operands' dtype (tensorflow/python/ops/"
+    "math_grad.py, _MulGrad/_AddGrad/_SubGrad), and TF 2.21's CPU Sum kernel accumulates "
+    "float16 in float16 (measured: 4096 float16 ones sum to 2048; bfloat16 sums in float32 "
+    "and gives 4096). Observed: dbeta of a (64, 3) float16 dy 75.19 for 75.30 (err/bound "
+    "1.37), dgamma 11448 for 11518 (N = 583); sums past 65504 overflow (dx inf or NaN), and "
+    "with x scaled by 4 the float16 variance (cast back to float16 by tf.nn.moments) "
+    "overflows: dx = 0, dgamma = 0."
+)
+_TF_FLOAT16_GRADIENT_FAILS = {  # measured with the ci profile (derandomized)
+    "tf_nn": ("test_dgamma", "test_dbeta", "test_dx_scales_inversely"),
+    "seed_layer": ("test_dx_agrees_with_analytic", "test_dx_sums_to_zero", "test_dbeta", "test_dx_scales_inversely"),
+}
+
+KNOWN_DEVIATIONS += [
+    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS, "float16")
+    for name, props in _TF_FLOAT16_GRADIENT_FAILS.items()
+    for spec in (name, f"bn_reference.subjects.tensorflow:{name}")
+    for prop in props
+]
+
+
+# The framework subjects' findings (docs/conformance.md) live in their own module.
+from bn_reference.subjects.framework_findings import FINDINGS as _FRAMEWORK_FINDINGS, specs_of as _specs_of  # noqa: E402
+
+KNOWN_DEVIATIONS += [
+    Deviation(spec, f.prop, f.cause, dtype)
+    for f in _FRAMEWORK_FINDINGS
+    for name in f.subjects
+    for spec in _specs_of(name)
+    for dtype in (f.dtypes or (None,))
 ]
 
 

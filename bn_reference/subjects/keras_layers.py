@@ -438,3 +438,114 @@ def fused_batch_norm(x, *, axes, scale, offset, epsilon, training):
 def fused_batch_norm_nchw(x, *, axes, scale, offset, epsilon, training):
     """``fused_batch_norm`` with ``data_format="NCHW"``: x rearranged to (N, C, H, W)."""
     return _fused_subject(x, axes, scale, offset, epsilon, training, "NCHW")
+
+
+# --------------------------------------------------------------------------------------
+# Gradients (the contract's ``vjp``) and moving statistics (``bn_stateful``)
+# --------------------------------------------------------------------------------------
+
+
+def _feature_grad(g, shape, axes, like):
+    """A per-feature gradient (flat over the kept axes, as ``per_feature`` laid it out) back
+    in the form of the contract's parameter ``like``: summed over ``like``'s broadcast axes."""
+    from bn_reference.mathematics.gradients import reduce_to
+    from bn_reference.subjects.autodiff import as_given
+
+    full = np.asarray(g, dtype=np.float64).reshape(_keepdims_shape(shape, axes))
+    return as_given(reduce_to(full, np.shape(like)), like)
+
+
+def _keras_bn_vjp(x, dy, *, axes, scale, offset, epsilon):
+    """``tf.GradientTape`` through ``keras_batch_norm`` (training=True): x watched, gamma
+    and beta the layer's own variables (set per feature from scale and offset), their
+    gradients summed back to the shapes of scale and offset."""
+    tf = _tf()
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    (k,) = _kept(axes, x.ndim)
+    layer = keras_bn_layer(x.ndim, k, x.shape[k], x.dtype.name)
+    _fresh(layer, x.dtype, per_feature(scale, x.shape, axes, x.dtype), per_feature(offset, x.shape, axes, x.dtype), epsilon, moving=False)
+    t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        y = layer(t, training=True)
+    dx, dg, db = tape.gradient(y, [t, layer.gamma, layer.beta], output_gradients=tf.constant(np.asarray(dy, dtype=x.dtype)))
+    return dx.numpy(), _feature_grad(dg.numpy(), x.shape, axes, scale), _feature_grad(db.numpy(), x.shape, axes, offset)
+
+
+class KerasMovingBN:
+    """``bn_stateful`` of ``keras_batch_norm``: one ``keras.layers.BatchNormalization(axis=k,
+    momentum, epsilon, dtype)`` (k the kept axis), gamma and beta set per feature from scale
+    and offset when it is built (on the first call); Keras' momentum convention and biased
+    moving variance. ``layer_class`` swaps in a subclass (the self-tests' broken layers)."""
+
+    def __init__(self, *, axes, momentum, epsilon, scale, offset, dtype, layer_class=None):
+        self.axes, self.scale, self.offset, self.dtype = tuple(axes), scale, offset, np.dtype(dtype)
+        self.layer = None
+        self.layer_class = layer_class
+        self._config = dict(momentum=momentum, epsilon=epsilon, dtype=self.dtype.name)
+
+    def __call__(self, x, training):
+        x = check_x(x)
+        if self.layer is None:
+            (k,) = _kept(self.axes, x.ndim)
+            self.layer = (self.layer_class or _keras().layers.BatchNormalization)(axis=k, **self._config)
+            self.layer.build(x.shape)
+            self.layer.gamma.assign(per_feature(self.scale, x.shape, self.axes, self.dtype))
+            self.layer.beta.assign(per_feature(self.offset, x.shape, self.axes, self.dtype))
+        return np.asarray(self.layer(x, training=training))
+
+    @property
+    def moving_mean(self):
+        return np.asarray(self.layer.moving_mean)
+
+    @property
+    def moving_variance(self):
+        return np.asarray(self.layer.moving_variance)
+
+
+keras_batch_norm.vjp = _keras_bn_vjp
+keras_batch_norm.bn_stateful = KerasMovingBN
+keras_batch_norm.bn_momentum, keras_batch_norm.bn_running_variance = "keras", "biased"
+
+
+def _keras_ln_forward(t, g, b, *, axes, epsilon):
+    """``LayerNormalization(axis=axes, center=False, scale=False)``, then ``* scale + offset``."""
+    layer = _keras_ln_layer(tuple(axes), t.dtype.name)
+    layer.epsilon = epsilon
+    return layer(t) * g + b
+
+
+def _fused_vjp(data_format):
+    def vjp(x, dy, *, axes, scale, offset, epsilon):
+        """``tf.GradientTape`` through ``fused_batch_norm`` (TF's own FusedBatchNormGradV3
+        kernel, CPU): x and dy rearranged alike (a permutation and reshape, whose gradient
+        is the inverse rearrangement), scale and offset per feature in float32."""
+        tf = _tf()
+        x = check_x(x)
+        axes = normalize_axes(axes, x.ndim)
+        _check_fused_dtype(x)
+        x4, undo = _fused_input(x, axes, data_format)
+        dy4, _ = _fused_input(np.asarray(dy, dtype=x.dtype), axes, data_format)
+        with tf.device("/CPU:0"):
+            t = tf.constant(x4)
+            g = tf.constant(per_feature(scale, x.shape, axes, np.float32))
+            b = tf.constant(per_feature(offset, x.shape, axes, np.float32))
+            with tf.GradientTape() as tape:
+                tape.watch([t, g, b])
+                y, _, _ = tf.compat.v1.nn.fused_batch_norm(t, g, b, epsilon=epsilon, data_format=data_format, is_training=True)
+            dx, dg, db = tape.gradient(y, [t, g, b], output_gradients=tf.constant(dy4))
+        return undo(dx.numpy()).astype(x.dtype), _feature_grad(dg.numpy(), x.shape, axes, scale), _feature_grad(db.numpy(), x.shape, axes, offset)
+
+    return vjp
+
+
+def _attach_gradients():
+    from bn_reference.subjects.autodiff import tape_vjp
+
+    keras_layer_norm.vjp = tape_vjp(_keras_ln_forward)
+    fused_batch_norm.vjp = _fused_vjp("NHWC")
+    fused_batch_norm_nchw.vjp = _fused_vjp("NCHW")
+
+
+_attach_gradients()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from bn_reference.subjects import check_call, supports
+from bn_reference.subjects.autodiff import tape_vjp
 
 
 def _tf_param(v, dtype):
@@ -42,3 +43,25 @@ def seed_layer(x, *, axes, scale, offset, epsilon, training):
     x, axes, epsilon, training_flag = check_call(x, axes, scale, offset, epsilon, training)
     layer = SeedBatchNorm(scale=scale, offset=offset, axes=axes, epsilon=epsilon, dtype=x.dtype.name)
     return np.asarray(layer(x, training=training))
+
+
+# -- gradients (the contract's ``vjp``), through tf.GradientTape -------------------------
+
+
+def _tf_nn_forward(t, g, b, *, axes, epsilon):
+    """``tf.nn.moments(keepdims=True)`` + ``tf.nn.batch_normalization`` on tensors."""
+    from bn_reference.subjects._tf import tf
+
+    mean, var = tf.nn.moments(t, list(axes), keepdims=True)
+    return tf.nn.batch_normalization(t, mean, var, b, g, epsilon)
+
+
+def _seed_layer_forward(t, g, b, *, axes, epsilon):
+    """The seed layer (training=True) with scale and offset passed as watched tensors."""
+    from bn_reference.subjects.seed_notebook import SeedBatchNorm
+
+    return SeedBatchNorm(scale=g, offset=b, axes=axes, epsilon=epsilon, dtype=t.dtype.name)(t, training=True)
+
+
+tf_nn.vjp = tape_vjp(_tf_nn_forward)
+seed_layer.vjp = tape_vjp(_seed_layer_forward)

@@ -1,0 +1,315 @@
+"""The framework conformance report: run the property suite on every installed framework
+subject and regenerate ``docs/conformance.md`` from the ``--bn-report`` JSON.
+
+    python -m bn_reference.selftest.conformance                      # run, then write docs/conformance.md
+    python -m bn_reference.selftest.conformance --render-only        # rewrite it from the last run's JSON
+    python -m bn_reference.selftest.conformance -- -k float32        # extra pytest arguments after --
+
+(``tox -e frameworks`` runs the first.) One pytest run per framework group (PyTorch, JAX,
+Flax, ONNX Runtime, Keras on the JAX and PyTorch backends) whose library imports, each
+writing ``OUT/<group>.json``; a group whose framework is missing is listed as not installed
+(with the extra that installs it), not run.
+
+The runs use ``--runxfail``: every known finding (``bn_reference.subjects.framework_findings``)
+is run as an ordinary test, so its cell records the failure and the smallest falsifying
+input Hypothesis shrank it to. The verdict of a cell is then
+
+* ``pass``: the law held on every example (the worst err/bound is shown);
+* ``deviation``/``refusal``: it failed, and a finding explains it (its cause is printed);
+* ``FAIL``: it failed with no finding: a new discovery (exit status 1);
+* ``FIXED?``: a finding's cell passed: the behaviour is gone, delete the finding (exit 1);
+* ``skip``: the law does not apply (no ``moments``, no refusal declared, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bn_reference.subjects import FRAMEWORK_SUBJECTS
+from bn_reference.subjects._framework import library_version
+from bn_reference.subjects.framework_findings import FINDINGS, specs_of
+
+__all__ = ["GROUPS", "run", "render", "main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")
+PROFILE = "conformance"
+
+
+# group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
+GROUPS = {
+    "pytorch": (("torch",), "torch", "torch", [n for n in FRAMEWORK_SUBJECTS if n.startswith("torch_")]),
+    "jax": (("jax",), "jax", "jax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("jax_")]),
+    "flax": (("jax", "flax"), "flax", "flax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("flax_")]),
+    "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", [n for n in FRAMEWORK_SUBJECTS if n.startswith("ort_")]),
+    "keras_jax": (("jax", "keras"), "jax", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_jax_")]),
+    "keras_torch": (("torch", "keras"), "torch", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_torch_")]),
+}
+
+
+def installed(group: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in GROUPS[group][0])
+
+
+def _meta(group: str) -> dict:
+    """API and library version of each subject of an installed group (loads the subjects)."""
+    from bn_reference.subjects import load_subject
+
+    _, extra, dist, names = GROUPS[group]
+    out = {}
+    for name in names:
+        fn = load_subject(name).fn
+        version = library_version(dist)
+        if group.startswith("keras_"):
+            version = f"keras {version}, {group.split('_')[1]} {library_version(group.split('_')[1])}"
+        else:
+            version = f"{dist} {version}"
+        out[name] = {"api": getattr(fn, "bn_api", name), "version": version, "dtypes": list(getattr(fn, "bn_dtypes", ("float32",)))}
+    return out
+
+
+def run(out: Path, groups, pytest_args) -> dict:
+    """One pytest run per installed group; returns the metadata (APIs, versions, missing groups)."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = _load(out)[0]  # merged: a run of some groups keeps the others' last results
+    for group in groups:
+        _, extra, _, names = GROUPS[group]
+        meta["missing"].pop(group, None)
+        if not installed(group):
+            (out / f"{group}.json").unlink(missing_ok=True)
+            meta["missing"][group] = f'pip install "bn-props[{extra}]"'
+            print(f"conformance: {group}: not installed ({meta['missing'][group]}); skipped", flush=True)
+            continue
+        meta["subjects"].update(_meta(group))
+        args = [sys.executable, "-m", "pytest", "properties", "-m", "not meta and not layers and not gradients", "--runxfail",
+                "-p", "no:cacheprovider", "-q", f"--bn-report={out / (group + '.json')}"]
+        if not any(a.startswith("--hypothesis-profile") for a in pytest_args):
+            args.append(f"--hypothesis-profile={PROFILE}")
+        if not any(a == "-n" or a.startswith("-n") or a.startswith("--numprocesses") for a in pytest_args):
+            args += ["-n", "auto"]
+        for name in names:
+            args += ["--bn-impl", name]
+        args += list(pytest_args)
+        print(f"conformance: {group}: {' '.join(args[1:])}", flush=True)
+        started = _dt.datetime.now(_dt.timezone.utc)
+        env = {
+            **os.environ,
+            # XLA compiles per new shape (~0.1-1 s each); a derandomized rerun draws the same
+            # shapes, so a persistent cache makes it cheap.
+            "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", str(out / "jax-cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        }
+        code = subprocess.call(args, cwd=ROOT, env=env)
+        meta["runs"][group] = {"exit": code, "seconds": round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())}
+        (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")  # after each group: a stopped run keeps the finished ones
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+# --------------------------------------------------------------------------------------
+# Verdicts and rendering
+# --------------------------------------------------------------------------------------
+
+
+def _finding(subject: str, prop: str, dtype: str | None):
+    for f in FINDINGS:
+        if prop == f.prop and any(subject in specs_of(n) for n in f.subjects) and (f.dtypes is None or dtype in f.dtypes):
+            return f
+    return None
+
+
+_PROP = re.compile(r"^(?P<name>[^\[]+)(?:\[(?P<params>.*)\])?$")
+
+
+def _split(prop: str) -> tuple[str, str | None, str]:
+    """``test_zero_mean[float32-training=None]`` -> (``test_zero_mean``, ``float32``, ``training=None``)."""
+    m = _PROP.match(prop)
+    name, params = m.group("name"), (m.group("params") or "")
+    parts = params.split("-") if params else []
+    dtype = next((p for p in parts if p in DTYPE_ORDER), None)
+    rest = "-".join(p for p in parts if p != dtype)
+    return name, dtype, rest
+
+
+def verdict(result: dict) -> tuple[str, object]:
+    """(verdict, finding or None) of one report row."""
+    name, dtype, _ = _split(result["property"])
+    finding = _finding(result["subject"], name, dtype)
+    outcome = result["outcome"]
+    if outcome in ("failed", "error", "xfailed"):
+        return (finding.kind if finding else "FAIL"), finding
+    if outcome == "passed":
+        return ("FIXED?" if finding else "pass"), finding
+    return "skip", finding
+
+
+_SYMBOL = {"pass": "✓", "deviation": "D", "refusal": "R", "FAIL": "✗", "FIXED?": "!", "skip": "·"}
+
+
+def _load(out: Path):
+    meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {"subjects": {}, "missing": {}, "runs": {}}
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.name != "meta.json"]
+    return meta, reports
+
+
+def _short_example(text: str | None, limit: int = 900) -> str:
+    if not text:
+        return "(not printed)"
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def render(out: Path) -> tuple[str, int]:
+    """``docs/conformance.md`` from ``OUT/*.json`` and ``OUT/meta.json``; returns (text,
+    number of FAIL and FIXED? cells)."""
+    meta, reports = _load(out)
+    rows = [r for rep in reports for r in rep["results"]]
+    profiles = sorted({rep["hypothesis_profile"] for rep in reports})
+    created = max((rep["created"] for rep in reports), default="never")
+    by_subject: dict[str, list] = {}
+    for r in rows:
+        name = r["subject"]
+        by_subject.setdefault(name, []).append(r)
+    subjects = [s for s in FRAMEWORK_SUBJECTS if s in by_subject]
+    props = sorted({_split(r["property"])[0] for r in rows})
+    problems = 0
+
+    lines = [
+        "# Framework conformance: every major framework's normalization against the same mathematics",
+        "",
+        "Generated by `tox -e frameworks` (`python -m bn_reference.selftest.conformance`): the property",
+        "suite on each framework API as a built-in subject (`bn_reference/subjects/`: `pytorch.py`, `jax_nn.py`,",
+        "`flax_linen.py`, `onnxruntime_ops.py`, `keras_backends.py`), CPU, Hypothesis profile",
+        f"{', '.join(f'`{p}`' for p in profiles) or '-'} (derandomized: every cell replays), last run {created}, Python",
+        f"{platform.python_version()} on {platform.machine()}. Each API is reached for every reduced-axis set by a",
+        "transpose and reshape into its own layout (exact), so what is checked is the framework's arithmetic.",
+        "",
+        "Verdicts: ✓ pass; D known deviation (a law broken; cause below); R declared refusal (an input the API",
+        "refuses by design; one cell, checked by `test_declared_refusal_is_a_clear_error`); ✗ FAIL (unexplained);",
+        "! a finding that no longer reproduces; · not applicable (no `moments` exposed, no refusal declared).",
+        "Each D/R is a strict xfail in `bn_reference/subjects/framework_findings.py`: CI stays green while it",
+        "lasts and an upstream fix flips it. Symbols per cell in dtype order float32, float64, float16, bfloat16",
+        "(only the dtypes the API supports).",
+        "",
+        "Few examples per cell (the `conformance` profile: 20, derandomized) because the JAX-based subjects",
+        "compile once per new shape; `tox -e frameworks -- -- --hypothesis-profile ci` runs 200. A finding",
+        "listed for some dtypes only is one whose input the profile reached in those dtypes (measured);",
+        "what a subject call costs over the bare library call: `python benchmarks/bench_frameworks.py`.",
+        "",
+        "## Summary: one row per framework API",
+        "",
+        "| subject | API | library | dtypes | ✓ | D | R | ✗ | worst err/bound (passing cells) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cells: dict[str, dict[str, dict[str, str]]] = {}
+    findings_seen: dict[tuple, list] = {}
+    for s in subjects:
+        counts = {k: 0 for k in _SYMBOL}
+        worst = 0.0
+        for r in by_subject[s]:
+            v, finding = verdict(r)
+            counts[v] += 1
+            name, dtype, rest = _split(r["property"])
+            key = name + (f"[{rest}]" if rest else "")
+            cells.setdefault(s, {}).setdefault(key, {})[dtype or "-"] = _SYMBOL[v] if v != "skip" or r["outcome"] == "skipped" else _SYMBOL[v]
+            if v == "pass" and r["worst_ratio"] is not None:
+                worst = max(worst, r["worst_ratio"])
+            if finding is not None and v in ("deviation", "refusal"):
+                findings_seen.setdefault((id(finding), s), [finding, s, []])[2].append(r)
+            if v in ("FAIL", "FIXED?"):
+                problems += 1
+        m = meta["subjects"].get(s, {})
+        run_dtypes = {_split(r["property"])[1] for r in by_subject[s]} - {None}
+        declared = m.get("dtypes", [])
+        dts = ", ".join(declared)
+        if declared and set(declared) - run_dtypes:
+            dts += f" (this run: {', '.join(d for d in declared if d in run_dtypes)})"
+        lines.append(
+            f"| `{s}` | `{m.get('api', s)}` | {m.get('version', '?')} | {dts} | {counts['pass']} | {counts['deviation']} | "
+            f"{counts['refusal']} | {counts['FAIL'] + counts['FIXED?']} | {worst:.2g} |"
+        )
+    for group, how in sorted(meta.get("missing", {}).items()):
+        lines.append(f"| {', '.join(f'`{n}`' for n in GROUPS[group][3])} | not installed here: `{how}` | | | | | | | |")
+
+    # Full matrix: one row per API, one column per property.
+    keys = sorted({k for s in cells for k in cells[s]})
+    lines += ["", "## Every property, per API and dtype", ""]
+    lines.append("| subject | " + " | ".join(f"`{k.removeprefix('test_')}`" for k in keys) + " |")
+    lines.append("|---|" + "---|" * len(keys))
+    for s in subjects:
+        row = []
+        dtypes = meta["subjects"].get(s, {}).get("dtypes") or DTYPE_ORDER
+        for k in keys:
+            c = cells[s].get(k, {})
+            if "-" in c:
+                row.append(c["-"])
+            else:
+                row.append("".join(c.get(d, "") for d in DTYPE_ORDER if d in dtypes) or "")
+        lines.append(f"| `{s}` | " + " | ".join(row) + " |")
+
+    # Findings, each with its cause and smallest falsifying input.
+    lines += ["", "## Findings: each deviation and refusal, its cause in the library's source, its smallest input", ""]
+    if not findings_seen:
+        lines.append("None in this run.")
+    for finding, s, results in sorted(findings_seen.values(), key=lambda t: (t[1], t[0].prop)):
+        dts = sorted({_split(r["property"])[1] or "-" for r in results}, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9)
+        lines += [f"### `{s}`: `{finding.prop}` ({finding.kind}; {', '.join(dts)})", "", finding.cause, ""]
+        first = next((r for r in results if r.get("failure")), None)
+        if first is not None:
+            f = first["failure"]
+            message = "\n".join((f.get("message") or "").strip().splitlines()[:6])
+            lines += ["Smallest falsifying input (" + (_split(first["property"])[1] or "") + "), as Hypothesis shrank it:", "", "```",
+                      _short_example(f.get("falsifying_example") or message), "```", ""]
+            if f.get("falsifying_example") and message:
+                lines += ["Failure:", "", "```", message[:900], "```", ""]
+            if f.get("reproduce_failure"):
+                lines += [f"Replay: `{first['nodeid']}` with `{f['reproduce_failure']}`.", ""]
+
+    # Unexplained failures and fixed findings.
+    bad = [r for r in rows if verdict(r)[0] in ("FAIL", "FIXED?")]
+    if bad:
+        lines += ["", "## Unexplained (✗) and no longer reproducing (!)", ""]
+        for r in bad:
+            v, _ = verdict(r)
+            lines.append(f"* `{r['nodeid']}`: {v}" + (f": {(r['failure'] or {}).get('message', '').splitlines()[0][:300]}" if r.get("failure") else ""))
+    runs = meta.get("runs", {})
+    if runs:
+        lines += ["", "Run times: " + ", ".join(f"{g} {v['seconds']} s" for g, v in runs.items()) + "."]
+    return "\n".join(lines) + "\n", problems
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    parser = argparse.ArgumentParser(prog="python -m bn_reference.selftest.conformance", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / ".bn-props" / "conformance"), help="directory for the per-group JSON reports")
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "conformance.md"), help="the Markdown page to (re)write")
+    parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
+    parser.add_argument("--render-only", action="store_true", help="do not run pytest; render from the JSON already in --out")
+    args = parser.parse_args(argv)
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        parser.error(f"--groups: unknown {unknown}; choose from {', '.join(GROUPS)}")
+    out = Path(args.out)
+    if not args.render_only:
+        run(out, groups, extra)
+    text, problems = render(out)
+    Path(args.doc).write_text(text)
+    print(f"conformance: wrote {args.doc} ({problems} unexplained or fixed cells)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Same seed, same examples: importing a module does not change what a derandomized test
+draws (``bn_reference.harness.determinism``).
+
+Hypothesis' own behaviour is the control: with its pool of local constants back, importing a
+module full of literals changes the examples of the very same derandomized test, which is
+how the kill matrix came to differ between ``-n 1`` and ``-n 2`` (subjects import their
+modules lazily, in whichever test a worker runs first).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers
+
+from bn_reference.harness import determinism
+
+pytestmark = pytest.mark.meta
+
+def literals(salt: int) -> str:
+    """A module of 40 tuples of literals (floats in [0, 1], integers: what ``_draws`` draws),
+    different for each ``salt``."""
+    return "\n".join(f"C{i} = ({(i + salt) / 997!r}, {i * 7919 + salt}, {0.5 + (i + salt) / 1e5!r})" for i in range(40))
+
+
+def _draws() -> list:
+    """The examples of one derandomized test (its seed is its own digest: the same every call)."""
+    seen = []
+
+    @settings(derandomize=True, database=None, max_examples=200)
+    @given(st.floats(0, 1), st.integers(0, 2**32 - 1), st.floats(-10, 10))
+    def probe(a, b, c):
+        seen.append((a, b, c))
+
+    probe()
+    return seen
+
+
+def _import_literals(tmp_path, monkeypatch, name: str, salt: int) -> None:
+    (tmp_path / f"{name}.py").write_text(literals(salt) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module(name)
+
+
+def test_the_plugin_forgets_local_constants():
+    """Every bn-props run (this checkout's self-tests too) has the empty pool."""
+    assert determinism.local_constants_forgotten()
+
+
+def test_an_import_does_not_change_the_examples(tmp_path, monkeypatch):
+    before = _draws()
+    _import_literals(tmp_path, monkeypatch, "bn_determinism_literals_a", 1)
+    assert _draws() == before
+
+
+def test_with_hypothesis_pool_an_import_changes_the_examples(tmp_path, monkeypatch):
+    """The control: Hypothesis' own pool (recollected when ``sys.modules`` grows) lets the
+    same import change the same test's examples."""
+    assert determinism._ORIGINAL is not None
+    monkeypatch.setattr(providers, "_get_local_constants", determinism._ORIGINAL)
+    providers.CONSTANTS_CACHE.cache.clear()  # allowed constants per range, built from the pool in use
+    try:
+        before = _draws()
+        assert _draws() == before  # nothing imported in between: the same examples
+        _import_literals(tmp_path, monkeypatch, "bn_determinism_literals_b", 1000)
+        assert _draws() != before
+    finally:
+        monkeypatch.undo()  # the empty pool again, for the tests after this one
+        providers.CONSTANTS_CACHE.cache.clear()
+        sys.modules.pop("bn_determinism_literals_b", None)

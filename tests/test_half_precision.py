@@ -1,0 +1,86 @@
+"""The half-precision contract (``tolerance`` item 6) bites where it should: the forgotten
+float32 upcast of the issue's example is outside the strict bound (and inside the looser
+``"input"`` one, which is why it was invisible), the correct float32-accumulating variants
+are inside it, and a subject's ``bn_accumulation`` is declared, validated and reported."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+from bn_reference.harness import report
+from bn_reference.mathematics.reference import batch_norm
+from bn_reference.mathematics.tolerance import accumulation_dtype, bound, in_safe_domain
+from bn_reference.selftest import mutants
+from bn_reference.subjects import Subject, SubjectSpecError, supports
+
+KW = dict(axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
+
+
+def _issue_input(dtype):
+    """(4096, 3), mean 1, std 0.1, reduced over axis 0 (the issue's example)."""
+    return (1 + 0.1 * np.random.default_rng(12).standard_normal((4096, 3))).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
+def test_forgotten_upcast_is_outside_the_strict_bound_only(dtype):
+    x = _issue_input(dtype)
+    expected = batch_norm(x, (0,), epsilon=1e-3, dtype=np.float64)
+    fn = mutants.forgotten_upcast_bfloat16 if dtype is ml_dtypes.bfloat16 else mutants.forgotten_upcast_float16
+    err = np.abs(fn(x, **KW).astype(np.float64) - expected)
+    assert (err > bound(x, (0,), epsilon=1e-3)).any()  # strict: caught
+    assert not (err > bound(x, (0,), epsilon=1e-3, accumulation="input")).any()  # input: invisible
+    for correct in (mutants.float32_two_pass, mutants.float32_welford, mutants.folded_rsqrt):
+        err = np.abs(correct(x, **KW).astype(np.float64) - expected)
+        assert (err <= bound(x, (0,), epsilon=1e-3)).all(), correct.__name__
+
+
+def test_bfloat16_running_sum_stalls_as_the_issue_says():
+    """A bfloat16 running sum of 4096 values near 1 stops near 256: the mean comes out far
+    below 1, so the output's mean is far from 0."""
+    y = mutants.forgotten_upcast_bfloat16(_issue_input(ml_dtypes.bfloat16), **KW).astype(np.float64)
+    assert np.all(np.abs(y.mean(axis=0)) > 1)
+
+
+def test_float16_variance_above_65504_is_inside_the_strict_domain_only():
+    """std ~ 1000 in float16: representable data, a variance far above float16's max. Inside
+    the strict domain (reductions in float32), where the clipped and float16-rsqrt mutants
+    fail; outside the input-accumulation domain."""
+    x = (1000 * np.random.default_rng(1).standard_normal((64, 2))).astype(np.float16)
+    assert in_safe_domain(x, (0,))
+    assert not in_safe_domain(x, (0,), accumulation="input")
+    expected = batch_norm(x, (0,), epsilon=1e-3, dtype=np.float64)
+    b = bound(x, (0,), epsilon=1e-3)
+    for wrong in (mutants.variance_clipped_to_float16, mutants.rsqrt_in_float16):
+        assert (np.abs(wrong(x, **KW).astype(np.float64) - expected) > b).any(), wrong.__name__
+    assert (np.abs(mutants.float32_two_pass(x, **KW).astype(np.float64) - expected) <= b).all()
+
+
+def test_accumulation_dtype():
+    assert accumulation_dtype("float16") == np.float32 and accumulation_dtype("bfloat16") == np.float32
+    assert accumulation_dtype("float16", "input") == np.float16
+    assert accumulation_dtype("float64") == np.float64
+    with pytest.raises(ValueError, match="accumulation"):
+        accumulation_dtype("float16", "float16")
+
+
+def test_subject_declares_its_accumulation():
+    def f(x, **kw):
+        return x
+
+    assert Subject("f", f).accumulation == "float32"
+    assert Subject("g", supports("float16", accumulation="input")(lambda x, **kw: x)).accumulation == "input"
+    f.bn_accumulation = "half"
+    with pytest.raises(SubjectSpecError, match="bn_accumulation"):
+        Subject("f", f).accumulation
+    with pytest.raises(ValueError, match="accumulation"):
+        supports("float16", accumulation="half")
+
+
+def test_report_names_each_subjects_contract():
+    jsonschema = pytest.importorskip("jsonschema")
+    subjects = [Subject("strict", lambda x, **kw: x), Subject("loose", supports("float16", accumulation="input")(lambda x, **kw: x))]
+    contracts = report.contracts(subjects)
+    assert contracts == {"strict": "float32-accumulation", "loose": "input-accumulation"}
+    built = report.build({}, ["strict", "loose"], "ci", contracts=contracts)
+    jsonschema.validate(built, report.SCHEMA)
+    md = report.to_markdown(built)
+    assert "strict: float16/bfloat16 reductions in float32" in md and "loose: float16/bfloat16 reductions in x's dtype" in md
