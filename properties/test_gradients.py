@@ -9,12 +9,18 @@ accumulation contract). A subject without ``vjp`` skips them. Marker ``gradients
 ``-m "not gradients"`` deselects them.
 """
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import gradients as gr
 
 pytestmark = pytest.mark.gradients
+
+# In float16 the gradient's domain (inv^3 and the sums below max / 4, gradients.py) rejects
+# most drawn cases of a subject with few axis sets (Keras BatchNormalization: every axis but
+# one, so large N): Hypothesis' filter health check would fail the property for the domain,
+# not for the subject. The profile's own suppressions are kept.
+narrow_domain = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
 @pytest.fixture(autouse=True)
@@ -23,12 +29,14 @@ def _needs_vjp(subject):
         pytest.skip(f"{subject.spec} has no vjp(x, dy, *, axes, scale, offset, epsilon) (the gradient contract)")
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dx_agrees_with_analytic(subject, dtype, data):
     """dx = gamma inv (dy - mean_A(dy) - x_hat mean_A(dy x_hat)) elementwise, within B_dx."""
     gr.check_dx_agreement(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dx_sums_to_zero(subject, dtype, data):
     """sum_A dx = 0: BN(x + c) = BN(x) for c constant along A, so dx is orthogonal to such
@@ -36,6 +44,7 @@ def test_dx_sums_to_zero(subject, dtype, data):
     gr.check_dx_sums_to_zero(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dx_orthogonal_to_x_hat(subject, dtype, data):
     """mean_A(dx x_hat) = gamma eps inv^3 mean_A(dy x_hat): dx is orthogonal to x_hat up to
@@ -43,18 +52,21 @@ def test_dx_orthogonal_to_x_hat(subject, dtype, data):
     gr.check_dx_orthogonal_to_x_hat(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dgamma(subject, dtype, data):
     """dgamma = sum of dy x_hat over A and gamma's broadcast axes (per feature), within B_dgamma."""
     gr.check_dgamma(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dbeta(subject, dtype, data):
     """dbeta = sum of dy over A and beta's broadcast axes (per feature), within B_dbeta."""
     gr.check_dbeta(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_dx_scales_inversely(subject, dtype, data):
     """BN_{eps a^2}(a x) = sign(a) BN_eps(x), so dx(a x; eps a^2) = dx(x; eps) / |a| and
@@ -62,6 +74,7 @@ def test_dx_scales_inversely(subject, dtype, data):
     gr.check_dx_scaling(subject, *gr.scaled_grad_cases(data, subject, dtype))
 
 
+@narrow_domain
 @given(data=st.data())
 def test_gradient_of_degenerate_slices(subject, dtype, data):
     """var = 0 (N = 1, or every slice constant): dx = gamma eps^-1/2 (dy - mean_A dy) (0 for

@@ -11,8 +11,12 @@ pytestmark = [pytest.mark.meta, pytest.mark.slow]
 
 @pytest.mark.parametrize(
     "spec,needs",
-    [("examples.numpy_bn:batch_norm", None), ("examples.torch_bn:torch_batch_norm", "torch")],
-    ids=["numpy", "torch"],
+    [
+        ("examples.numpy_bn:batch_norm", None),
+        ("examples.torch_bn:torch_batch_norm", "torch"),
+        ("examples.torch_bn:custom_backward_bn", "torch"),  # a torch.autograd.Function's own backward
+    ],
+    ids=["numpy", "torch", "torch_custom_backward"],
 )
 def test_example_subject_passes_the_suite(tmp_path, spec, needs):
     """The example subject passes every property (exit 0, no failure)."""
@@ -20,6 +24,7 @@ def test_example_subject_passes_the_suite(tmp_path, spec, needs):
         __import__(needs)
     elif needs:
         pytest.importorskip(needs, reason=f'{spec} wraps {needs}, which is not installed: pip install "bn-props[{needs}]"')
-    r = run_pytest(tmp_path, "properties", "-m", "not meta", "-n", "2", "--bn-impl", spec, env_extra={"PYTHONPATH": str(ROOT)})
+    r = run_pytest(tmp_path, "properties", "-m", "not meta", "-n", "2", "-rs", "--bn-impl", spec, env_extra={"PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stdout[-4000:]
     assert " failed" not in r.stdout.splitlines()[-1]
+    assert "has no vjp" not in r.stdout, "every example has a backward pass (vjp): the gradient laws must run, not skip"

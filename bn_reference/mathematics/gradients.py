@@ -65,7 +65,8 @@ subnormal ``x``). Write ``m1 = mean_A(dy)``, ``m2 = mean_A(dy x_hat)`` and
    * the mean used elementwise is rounded to x's dtype: ``E_mu = e_a (1 + u) + u |mu| +
      tiny``, so ``E_d = E_mu + tiny``; the variance as ``tolerance`` item 6 has it; ``e``
      is item 3 in float32, then rounded once to x's dtype: ``e' = e + u (1 + e)``;
-   * ``E_m1 = gamma_{N+2}(v) mean_A|dy| + tiny`` (dy is exact in float32);
+   * ``E_m1 = gamma_{N+2}(v) mean_A|dy| + tiny + gamma_2(u) mean_A|dy|``: the summands may be
+     formed in x's dtype first (``gamma dy``, a cast of an incoming product: two roundings);
    * ``E_m2`` adds the products formed in x's dtype before they are summed (``dy x`` or
      ``dy x_hat``, ``x_hat`` itself: four roundings), ``gamma_4(u) inv P``;
    * ``R_p`` may run in two stages, each accumulated in float32 and rounded to x's dtype:
@@ -213,7 +214,7 @@ def _model(x64, d, axes, g, eps, gshape, bshape, dtype, acc) -> GradBound:
         x_hat = (x64 - me.mu) * inv
         m1 = d.mean(axis=axes, keepdims=True)
         m2 = (d * x_hat).mean(axis=axes, keepdims=True)
-        e_m1 = moment_error(d, axes, acc).mean
+        e_m1 = moment_error(d, axes, acc).mean + (times(gamma(2, u), ad.mean(axis=axes, keepdims=True)) if half else 0.0)
         products = gamma(n + 2, ua) + (gamma(4, u) if half else 0.0)
         e_m2 = (
             times(products * inv, (ad * big).mean(axis=axes, keepdims=True))

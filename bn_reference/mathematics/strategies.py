@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from bn_reference.harness.checks import count_example
-from bn_reference.mathematics.tolerance import finfo, in_safe_domain
+from bn_reference.mathematics.tolerance import finfo, in_safe_domain, unit_roundoff
 
 __all__ = [
     "BNCase",
@@ -38,6 +38,7 @@ __all__ = [
     "reduced_axes",
     "axis_splits",
     "regimes",
+    "max_condition",
     "values",
     "affine",
     "epsilons",
@@ -204,19 +205,58 @@ def axis_splits(axes: tuple[int, ...]):
 
 
 @_cached
-def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS):
-    """Value regimes; shrink toward ``gaussian(loc=0, spread=1)``."""
-    return st.builds(Regime, st.sampled_from(kinds), st.sampled_from(locations), st.sampled_from(spreads))
+def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS, dtype=None):
+    """Value regimes; shrink toward ``gaussian(loc=0, spread=1)``. With a half-precision
+    ``dtype``, only the (location, spread) pairs with ``|location| / spread <=
+    max_condition(dtype)`` (spread at least 1 for ``integers``, whose steps are 1)."""
+    if dtype is None or np.dtype(dtype).name not in HALF_DTYPES:
+        return st.builds(Regime, st.sampled_from(kinds), st.sampled_from(locations), st.sampled_from(spreads))
+    limit = max_condition(dtype)
+    pairs = {
+        kind: [(loc, sp) for loc in locations for sp in spreads if abs(loc) <= limit * (max(sp, 1.0) if kind == "integers" else sp)]
+        for kind in kinds
+    }
+    return st.sampled_from([k for k in kinds if pairs[k]]).flatmap(
+        lambda kind: st.sampled_from(pairs[kind]).map(lambda p: Regime(kind, *p))
+    )
+
+
+def max_condition(dtype) -> float:
+    """The largest ``|location| / spread`` drawn in half precision: ``1 / (60 u)``, u the
+    dtype's unit roundoff (34 in float16, 4.3 in bfloat16).
+
+    Why: any elementwise stage in x's dtype (the folded form ``x (inv gamma) - mu (inv
+    gamma)``, tolerance item 4) rounds products of size ``(|x| + |mu|) inv |gamma|``, so a
+    correct kernel errs by up to ``3u (|x| + |mu|) inv |gamma| ~ 6u |mu| |gamma| / sigma``,
+    while the output spans ``ptp(y) = |gamma| ptp(x) inv >= 2 |gamma|`` (Popoviciu:
+    ``sigma <= ptp(x) / 2``). Their ratio is at most ``3u |mu| / sigma``; keeping it at or
+    below 0.05 (half of the 10% at which a bound says nothing) gives ``|mu| / sigma <=
+    1 / (60 u)``. Beyond that the half-precision data are themselves quantized at a spacing
+    ``u |mu|`` comparable to sigma, and no correct kernel, hence no bound, can resolve the
+    output. float32 and float64 keep every regime: there ``1 / (60 u)`` is 2.8e5 and more,
+    and their ill-conditioned regimes are where the naive one-pass variance is caught."""
+    return 1 / (60 * unit_roundoff(dtype))
+
+
+# "tiny" data: magnitudes (times the dtype's smallest normal number) drawn per array. At
+# 1 and 2^-6 a flush-to-zero kernel (TF on CPU) may lose the whole signal (tolerance's
+# ``tiny (1 + inv |gamma|)`` term is then the output's size): kept in float32/float64,
+# where they check that such data give no inf/NaN. In half precision 2^6 and 2^10: still
+# some subnormal inputs (|z| < 2^-6), squares far below float16's range (the float32
+# accumulation is what keeps sigma^2), but flushing costs at most tiny / ptp(x) <= 1/128
+# of the output's spread.
+TINY_MAGNITUDES = {"default": (2.0**20, 1.0, 2.0**-6), "half": (2.0**10, 2.0**6)}
 
 
 def _make_values(rng: np.random.Generator, shape, axes, dtype, regime: Regime) -> np.ndarray:
     loc, spread = regime.location, regime.spread
+    half = np.dtype(dtype).name in HALF_DTYPES
     if regime.kind == "integers":
         k = max(1, round(spread))
         x64 = round(loc) + rng.integers(-k, k + 1, size=shape).astype(np.float64)
     elif regime.kind == "tiny":
         fi = finfo(dtype)
-        magnitude = float(fi.tiny) * rng.choice([2.0**20, 1.0, 2.0**-6])
+        magnitude = float(fi.tiny) * rng.choice(TINY_MAGNITUDES["half" if half else "default"])
         x64 = magnitude * rng.standard_normal(shape)
     else:
         x64 = loc + spread * rng.standard_normal(shape)
@@ -347,7 +387,7 @@ def bn_cases(
         allowed = tuple(tuple(a) for a in axes_sets(len(shape)) if len(a) >= min_axes)
         assume(allowed)
         axes = draw(_sampled(allowed))
-    x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes() if regime_strategy is None else regime_strategy))
+    x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes(dtype=dtype.name) if regime_strategy is None else regime_strategy))
     case = BNCase(
         x=x,
         axes=axes,

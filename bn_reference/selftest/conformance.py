@@ -108,7 +108,11 @@ def run(out: Path, groups, pytest_args) -> dict:
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         }
         code = subprocess.call(args, cwd=ROOT, env=env)
-        meta["runs"][group] = {"exit": code, "seconds": round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())}
+        meta["runs"][group] = {
+            "exit": code,
+            "seconds": round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()),
+            "pytest_args": list(pytest_args),
+        }
         (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")  # after each group: a stopped run keeps the finished ones
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -282,7 +286,8 @@ def render(out: Path) -> tuple[str, int]:
             lines.append(f"* `{r['nodeid']}`: {v}" + (f": {(r['failure'] or {}).get('message', '').splitlines()[0][:300]}" if r.get("failure") else ""))
     runs = meta.get("runs", {})
     if runs:
-        lines += ["", "Run times: " + ", ".join(f"{g} {v['seconds']} s" for g, v in runs.items()) + "."]
+        lines += ["", "## Runs", "", "| group | seconds | extra pytest arguments |", "|---|---|---|"]
+        lines += [f"| {g} | {v.get('seconds', '?')} | `{' '.join(v.get('pytest_args', [])) or '-'}` |" for g, v in runs.items()]
     return "\n".join(lines) + "\n", problems
 
 

@@ -189,13 +189,6 @@ def _standard(x, mu, var, gamma, beta, eps):
     return (x - mu) / np.sqrt(var + eps) * gamma + beta
 
 
-def _folded(x, mu, var, gamma, beta, eps):
-    """tf.nn.batch_normalization's form: inv = rsqrt(var + eps) * gamma;
-    y = x * inv + (beta - mu * inv)."""
-    inv = x.dtype.type(1) / np.sqrt(var + eps) * gamma
-    return x * inv + (beta - mu * inv)
-
-
 # The skeleton ----------------------------------------------------------------------------
 
 

@@ -141,6 +141,16 @@ _ORT_LAYER_NORM_EMPTY = (
     "input check), where the contract returns an empty output of x's shape."
 )
 
+_KERAS_TORCH_ONE_PASS = (
+    "one-pass variance in Keras 3's PyTorch backend: keras.ops.moments, which BatchNormalization calls, "
+    "computes `variance = torch.mean(torch.square(x), dim=axes, keepdim=True) - torch.square(mean)` "
+    "(keras/src/backend/torch/nn.py, moments(): 'Var = E[|x|^2] - |E[x]|^2, It is faster but less "
+    "numerically stable'), not clipped at 0 for float32: catastrophic cancellation at |mean| >> std, and "
+    "a negative variance below -eps gives NaN (x = [1000.0013, 999.99866]: y = NaN). LayerNormalization "
+    "on this backend normalizes through torch's own layer_norm kernel and agrees; its keras.ops.moments "
+    "(this subject's `moments`) is the same one-pass formula."
+)
+
 FINDINGS: list[Finding] = [
     Finding(("torch_batch_norm",), "test_single_element_slices_give_the_offset", _TORCH_N1, kind="refusal"),
     Finding(("torch_instance_norm",), "test_single_element_slices_give_the_offset", _TORCH_IN_N1, kind="refusal"),
@@ -193,4 +203,28 @@ FINDINGS: list[Finding] = [
     ),
     Finding(("ort_group_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_GROUP_NORM_EMPTY, ("float32", "float64", "float16")),
     Finding(("ort_layer_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_LAYER_NORM_EMPTY, ("float32", "float16")),
+    # Keras on the PyTorch backend: measured in float32 only (the other dtypes not run yet).
+    *(
+        Finding(("keras_torch_batch_norm",), prop, _KERAS_TORCH_ONE_PASS, ("float32",))
+        for prop in (
+            "test_agrees_with_float64_reference",
+            "test_huge_values_up_to_the_overflow_limit",
+            "test_idempotence",
+            "test_moment_decomposition",
+            "test_nonfinite_value_stays_in_its_slice",
+            "test_parallel_merge",
+            "test_permutation_equivariance",
+            "test_translation_invariance",
+            "test_unit_variance",
+            "test_zero_mean",
+        )
+    ),
+    Finding(("keras_torch_layer_norm",), "test_parallel_merge", _KERAS_TORCH_ONE_PASS, ("float32",)),
+    # Flax use_fast_variance=True (the default): measured in float32 on agreement, zero mean and
+    # unit variance (zero mean HOLDS: a wrong variance rescales x - mu, whose mean stays 0).
+    *(
+        Finding((f"flax_{op}",), prop, _ONE_PASS_FLAX, ("float32",))
+        for op in ("layer_norm", "batch_norm", "group_norm")
+        for prop in ("test_agrees_with_float64_reference", "test_unit_variance")
+    ),
 ]

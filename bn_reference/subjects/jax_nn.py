@@ -17,8 +17,6 @@ epsilon)``, so ``subject.vjp = autodiff.jax_vjp(FORWARDS[name])`` attaches the g
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from bn_reference.subjects import check_call
