@@ -43,6 +43,7 @@ import numpy as np
 import pytest
 
 from bn_reference.harness import watchdog
+from bn_reference.harness.options import nonnegative
 
 __all__ = ["SubjectCrashed", "SubjectMemoryLimit", "Isolator", "default_memory_mb", "STARTUP_SECONDS"]
 
@@ -361,16 +362,7 @@ _ISOLATOR = pytest.StashKey["Isolator | None"]()
 _LINE = pytest.StashKey[str]()
 
 
-def _mb_arg(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--bn-memory-limit/BN_MEMORY_LIMIT: {text!r} is not a number of MB") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--bn-memory-limit/BN_MEMORY_LIMIT: {text!r} is negative (0 disables the limit)")
-    return value
+_mb_arg = nonnegative("--bn-memory-limit/BN_MEMORY_LIMIT", "MB")
 
 
 def pytest_addoption(parser):

@@ -31,6 +31,8 @@ import time
 
 import pytest
 
+from bn_reference.harness.options import nonnegative
+
 __all__ = ["SubjectTimeout", "call", "configure", "delegate", "DEFAULT_SECONDS"]
 
 DEFAULT_SECONDS = 120.0
@@ -124,16 +126,7 @@ def call(fn, *args, **kwargs):
 # -- pytest plugin (loaded by bn_reference.harness.plugin) ------------------------------------------
 
 
-def _seconds_arg(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--bn-call-timeout/BN_CALL_TIMEOUT: {text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--bn-call-timeout/BN_CALL_TIMEOUT: {text!r} is negative (0 disables the limit)")
-    return value
+_seconds_arg = nonnegative("--bn-call-timeout/BN_CALL_TIMEOUT", "seconds")
 
 
 def pytest_addoption(parser):

@@ -126,13 +126,20 @@ def _keep(shape, axes):
     return tuple(1 if i in axes else d for i, d in enumerate(shape))
 
 
-def _batch_norm(backend):
+def _worker_moments(backend, op):
+    """``moments(x, *, axes)`` computed by the backend's child process (``op``), keepdims shapes."""
+
     def moments(x, *, axes):
         x = np.asarray(x)
         a, _ = kept_last(x, tuple(axes))
-        mean, var = worker(backend).call("bn_moments", a)
+        mean, var = worker(backend).call(op, a)
         return mean.reshape(_keep(x.shape, axes)), var.reshape(_keep(x.shape, axes))
 
+    return moments
+
+
+def _batch_norm(backend):
+    moments = _worker_moments(backend, "bn_moments")
     def subject(x, *, axes, scale, offset, epsilon, training):
         x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
         if not train:
@@ -152,12 +159,7 @@ def _batch_norm(backend):
 
 
 def _layer_norm(backend):
-    def moments(x, *, axes):
-        x = np.asarray(x)
-        a, _ = kept_last(x, tuple(axes))
-        mean, var = worker(backend).call("ln_moments", a)
-        return mean.reshape(_keep(x.shape, axes)), var.reshape(_keep(x.shape, axes))
-
+    moments = _worker_moments(backend, "ln_moments")
     def subject(x, *, axes, scale, offset, epsilon, training):
         x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
         if not train:
