@@ -99,6 +99,12 @@ class SubjectSpecError(ValueError):
     """A ``--bn-impl`` spec that cannot be imported or is not callable."""
 
 
+def _optional_callable(fn, name: str) -> Callable | None:
+    """The subject's optional attribute ``name`` if it is callable, else None."""
+    value = getattr(fn, name, None)
+    return value if callable(value) else None
+
+
 @dataclass(frozen=True)
 class Subject:
     spec: str
@@ -123,26 +129,22 @@ class Subject:
 
     @property
     def moments(self) -> Callable | None:
-        m = getattr(self.fn, "moments", None)
-        return m if callable(m) else None
+        return _optional_callable(self.fn, "moments")
 
     @property
     def axes_sets(self) -> Callable | None:
         """``bn_axes(ndim) -> [axes, ...]``, the reduced-axis sets the subject supports, or None (all)."""
-        a = getattr(self.fn, "bn_axes", None)
-        return a if callable(a) else None
+        return _optional_callable(self.fn, "bn_axes")
 
     @property
     def vjp(self) -> Callable | None:
         """``vjp(x, dy, *, axes, scale, offset, epsilon) -> (dx, dscale, doffset)``, or None."""
-        v = getattr(self.fn, "vjp", None)
-        return v if callable(v) else None
+        return _optional_callable(self.fn, "vjp")
 
     @property
     def stateful(self) -> Callable | None:
         """``bn_stateful(*, axes, momentum, epsilon, scale, offset, dtype) -> layer``, or None."""
-        f = getattr(self.fn, "bn_stateful", None)
-        return f if callable(f) else None
+        return _optional_callable(self.fn, "bn_stateful")
 
     @property
     def conventions(self) -> tuple[str, str]:
