@@ -71,3 +71,28 @@ def test_with_hypothesis_pool_an_import_changes_the_examples(tmp_path, monkeypat
         monkeypatch.undo()  # the empty pool again, for the tests after this one
         providers.CONSTANTS_CACHE.cache.clear()
         sys.modules.pop("bn_determinism_literals_b", None)
+
+
+@pytest.mark.parametrize("marker", ["CI", "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI", "GITHUB_ACTIONS"])
+def test_profiles_do_not_inherit_hypothesis_ci_profile(marker):
+    """Hypothesis loads its own ``ci`` profile at import when it detects CI (any of
+    ``hypothesis._settings._CI_VARS``; tox sets ``__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI``).
+    bn-props' ``dev`` and ``thorough`` must still draw random seeds and save failures to the
+    local database there, and ``ci`` must still be derandomized without a database: in a
+    fresh interpreter with the marker set, each profile's settings are those it declares."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from hypothesis import settings\n"
+        "from bn_reference.harness.profiles import register_profiles\n"
+        "register_profiles()\n"
+        "for name in ('dev', 'thorough', 'ci'):\n"
+        "    s = settings.get_profile(name)\n"
+        "    print(name, s.derandomize, s.database is not None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI", "HYPOTHESIS_PROFILE")}
+    env[marker] = "true"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["dev False True", "thorough False True", "ci True False"], out

@@ -29,7 +29,6 @@ from hypothesis import HealthCheck, Phase, settings
 
 __all__ = ["register_profiles", "default_profile", "probe_settings", "PROFILES"]
 
-PROFILES = ("dev", "ci", "thorough", "explore", "replay", "conformance")
 _NO_EXPLAIN = tuple(p for p in Phase if p is not Phase.explain)
 _COMMON = dict(
     deadline=None,
@@ -37,14 +36,27 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+_OPTIONS = {
+    "dev": dict(max_examples=100, phases=_NO_EXPLAIN),
+    "ci": dict(max_examples=200, derandomize=True, database=None, phases=_NO_EXPLAIN),
+    "thorough": dict(max_examples=2500, phases=_NO_EXPLAIN),
+    "explore": dict(max_examples=100, phases=[Phase.generate], database=None),
+    "replay": dict(phases=[Phase.explicit, Phase.reuse, Phase.shrink]),
+    "conformance": dict(max_examples=20, derandomize=True, database=None, phases=_NO_EXPLAIN),
+}
+PROFILES = tuple(_OPTIONS)
+
 
 def register_profiles() -> None:
-    settings.register_profile("dev", max_examples=100, phases=_NO_EXPLAIN, **_COMMON)
-    settings.register_profile("ci", max_examples=200, derandomize=True, database=None, phases=_NO_EXPLAIN, **_COMMON)
-    settings.register_profile("thorough", max_examples=2500, phases=_NO_EXPLAIN, **_COMMON)
-    settings.register_profile("explore", max_examples=100, phases=[Phase.generate], database=None, **_COMMON)
-    settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse, Phase.shrink], **_COMMON)
-    settings.register_profile("conformance", max_examples=20, derandomize=True, database=None, phases=_NO_EXPLAIN, **_COMMON)
+    """Each profile derives from Hypothesis' own ``default`` profile, never from the profile
+    loaded at import: Hypothesis loads its built-in ``ci`` profile (``derandomize=True``,
+    ``database=None``) whenever it detects CI, including tox's
+    ``__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI`` (``hypothesis._settings.is_in_ci``), and a
+    profile registered without a parent inherits it: ``dev`` under tox in CI would then run
+    derandomized and save no failure (found by tests/test_shared_database.py in CI)."""
+    base = settings.get_profile("default")
+    for name, options in _OPTIONS.items():
+        settings.register_profile(name, parent=base, **options, **_COMMON)
 
 
 def default_profile(environ=os.environ) -> str:
