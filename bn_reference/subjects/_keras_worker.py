@@ -27,6 +27,10 @@ import traceback
 
 
 def _serve(inp, out):
+    if os.environ.get("KERAS_BACKEND") == "jax":
+        # float64 as the other JAX subjects run it (jax_nn.py): with jax_enable_x64 at its
+        # default False, JAX silently computes a float64 array in float32 (jax/_src/config.py).
+        os.environ.setdefault("JAX_ENABLE_X64", "1")
     import keras
     import numpy as np
 
