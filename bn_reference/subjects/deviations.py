@@ -88,11 +88,12 @@ _TF_FLOAT16_GRADIENT_FAILS = {  # measured with the ci profile (derandomized)
     "seed_layer": (
         "test_dx_agrees_with_analytic", "test_dbeta", "test_dx_orthogonal_to_x_hat", "test_dgamma",
     ),
-    # keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16): its
-    # offset gradient is the same float16 reduce_sum (observed dbeta -640.0 for -640.80).
-    "keras_layer_norm": ("test_dbeta",),
+    # keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16) has the
+    # same float16 reduce_sum in its offset gradient (observed once: dbeta -640.0 for -640.80),
+    # but the ci profile's current draws for it reach no failing input (measured: strict XPASS
+    # in the layers run of 2026-11-26), so it is not listed.
 }
-_MODULES = {"tf_nn": "tensorflow", "seed_layer": "tensorflow", "keras_layer_norm": "keras_layers"}
+_MODULES = {"tf_nn": "tensorflow", "seed_layer": "tensorflow"}
 
 KNOWN_DEVIATIONS += [
     Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS, "float16")
