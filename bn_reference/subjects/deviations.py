@@ -1,10 +1,20 @@
 """Known, deliberate differences between a built-in subject and the textbook law.
 
-Each entry becomes a ``strict`` xfail on exactly that (subject, property[, dtype]) test:
-if the subject ever stops deviating, the xfail turns into a failure (XPASS strict) and the
-entry must go. The reason names the behaviour and its source. Prefer modelling a
-difference exactly in a property; list it here only when the law itself is what the
-subject knowingly breaks.
+Each entry becomes an xfail on exactly that (subject, property[, dtype]) test, with the
+reason naming the behaviour and its source. Prefer modelling a difference exactly in a
+property; list it here only when the law itself is what the subject knowingly breaks.
+
+Strictness follows the draws. A run under the profile an entry was measured with
+(``measured_in``: ``ci`` for the built-ins, ``conformance`` for the framework findings) and
+no ``--hypothesis-seed`` draws the examples it was measured on, so there the entry is
+``strict``: if the subject stops deviating the xfail turns into a failure (XPASS strict) and
+the entry must go. Any other run (``dev``, ``thorough``, random seeds) may or may not reach a
+failing input of a cause that only some inputs trigger, so there the entries are plain
+xfails, and ``random_only`` entries add the cells such a cause can reach that the measured
+draws happen not to (measured: ``tox -e verify`` under random seeds failed
+``test_dx_sums_to_zero[seed_layer-float16]`` and three other unlisted float16 gradient cells,
+and XPASSed five listed ones). ``measured_in=None``: never strict (see the TF float16
+gradient entries: their ci verdicts depend on the tests run before them in the process).
 """
 from __future__ import annotations
 
@@ -19,6 +29,8 @@ class Deviation:
     prop: str  # the test function's name, e.g. "test_unit_variance"
     reason: str  # the behaviour, and where it is documented or observed
     dtype: str | None = None  # None: every dtype
+    random_only: bool = False  # listed only for runs other than ``measured_in`` (its draws do not reach it)
+    measured_in: str | None = "ci"  # the profile whose draws it was measured with; None: never strict
 
 
 _KERAS_BN_INFERENCE = (
@@ -83,6 +95,12 @@ _TF_FLOAT16_GRADIENT_SUMS = (
     "with x scaled by 4 the float16 variance (cast back to float16 by tf.nn.moments) "
     "overflows: dx = 0, dgamma = 0."
 )
+_TF_FLOAT16_GRADIENT_SUMS_HISTORY = _TF_FLOAT16_GRADIENT_SUMS + (
+    " Not strict: which gradient laws the ci draws break here depends on the tests run before "
+    "them in the same process (measured: properties/test_gradients.py -k 'float16 and tf_nn' "
+    "under the ci profile fails test_dx_agrees_with_analytic and test_dx_orthogonal_to_x_hat "
+    "and passes test_dgamma, the full run the reverse; cause not found yet, issue 13)."
+)
 _TF_FLOAT16_GRADIENT_FAILS = {  # measured with the ci profile (derandomized)
     "tf_nn": ("test_dgamma", "test_dbeta", "test_dx_scales_inversely", "test_dx_sums_to_zero"),
     "seed_layer": (
@@ -96,10 +114,23 @@ _TF_FLOAT16_GRADIENT_FAILS = {  # measured with the ci profile (derandomized)
 _MODULES = {"tf_nn": "tensorflow", "seed_layer": "tensorflow"}
 
 KNOWN_DEVIATIONS += [
-    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS, "float16")
+    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", measured_in=None)
     for name, props in _TF_FLOAT16_GRADIENT_FAILS.items()
     for spec in (name, f"bn_reference.subjects.{_MODULES[name]}:{name}")
     for prop in props
+]
+# Every gradient law sums dy, dy x_hat or dx over the reduced axes, so the float16 reduce_sum
+# can break each of them once the draws reach a long or large float16 slice.
+_GRADIENT_LAWS = (
+    "test_dx_agrees_with_analytic", "test_dx_sums_to_zero", "test_dx_orthogonal_to_x_hat", "test_dgamma",
+    "test_dbeta", "test_dx_scales_inversely", "test_gradient_of_degenerate_slices",
+)
+KNOWN_DEVIATIONS += [
+    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", random_only=True, measured_in=None)
+    for name, module in (*_MODULES.items(), ("keras_layer_norm", "keras_layers"))
+    for spec in (name, f"bn_reference.subjects.{module}:{name}")
+    for prop in (_GRADIENT_LAWS if name in _TF_FLOAT16_GRADIENT_FAILS else ("test_dbeta",))
+    if prop not in _TF_FLOAT16_GRADIENT_FAILS.get(name, ())
 ]
 
 
@@ -112,7 +143,7 @@ def _framework_cause(name: str, prop: str) -> str:
 
 
 KNOWN_DEVIATIONS += [
-    Deviation(spec, f.prop, f.cause, dtype)
+    Deviation(spec, f.prop, f.cause, dtype, measured_in="conformance")
     for f in _FRAMEWORK_FINDINGS
     for name in f.subjects
     for spec in _specs_of(name)
@@ -125,8 +156,13 @@ KNOWN_DEVIATIONS.append(
 )
 
 
-def deviation_for(subject: str, prop: str, dtype: str | None) -> Deviation | None:
+def deviation_for(subject: str, prop: str, dtype: str | None, *, profile: str | None = "ci") -> tuple[Deviation, bool] | None:
+    """The entry for this test and whether its xfail is strict, for a run of ``profile``
+    (``None``: random seeds given with ``--hypothesis-seed``); ``None`` when none applies."""
     for d in KNOWN_DEVIATIONS:
+        measured = d.measured_in is not None and profile == d.measured_in
+        if d.random_only and measured:
+            continue
         if d.subject == subject and d.prop == prop and (d.dtype is None or d.dtype == dtype):
-            return d
+            return d, measured
     return None
