@@ -101,16 +101,16 @@ def test_profiles_do_not_inherit_hypothesis_ci_profile(marker):
 def test_deviations_are_strict_only_under_the_profile_they_were_measured_with():
     """A deviation's strict xfail holds only where the draws are the ones it was measured on:
     under its profile without --hypothesis-seed (``profile=None``). Elsewhere it is a plain
-    xfail, and ``random_only`` entries (cells the measured draws do not reach) apply only there."""
+    xfail; ``measured_in=None`` entries are never strict."""
     from bn_reference.subjects.deviations import KNOWN_DEVIATIONS, deviation_for
 
-    measured = next(d for d in KNOWN_DEVIATIONS if d.measured_in == "ci" and not d.random_only)
+    measured = next(d for d in KNOWN_DEVIATIONS if d.measured_in == "ci")
     assert deviation_for(measured.subject, measured.prop, measured.dtype or "float32", profile="ci") == (measured, True)
     for other in ("dev", "thorough", None):
         assert deviation_for(measured.subject, measured.prop, measured.dtype or "float32", profile=other) == (measured, False)
     found = next(d for d in KNOWN_DEVIATIONS if d.measured_in == "conformance")
     assert deviation_for(found.subject, found.prop, found.dtype, profile="conformance") == (found, True)
     assert deviation_for(found.subject, found.prop, found.dtype, profile="ci") == (found, False)
-    never = next(d for d in KNOWN_DEVIATIONS if d.measured_in is None and d.random_only)
+    never = next(d for d in KNOWN_DEVIATIONS if d.measured_in is None)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="dev") == (never, False)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="ci") == (never, False)

@@ -10,11 +10,11 @@ no ``--hypothesis-seed`` draws the examples it was measured on, so there the ent
 ``strict``: if the subject stops deviating the xfail turns into a failure (XPASS strict) and
 the entry must go. Any other run (``dev``, ``thorough``, random seeds) may or may not reach a
 failing input of a cause that only some inputs trigger, so there the entries are plain
-xfails, and ``random_only`` entries add the cells such a cause can reach that the measured
-draws happen not to (measured: ``tox -e verify`` under random seeds failed
+xfails (measured: ``tox -e verify`` under random seeds failed
 ``test_dx_sums_to_zero[seed_layer-float16]`` and three other unlisted float16 gradient cells,
-and XPASSed five listed ones). ``measured_in=None``: never strict (see the TF float16
-gradient entries: their ci verdicts depend on the tests run before them in the process).
+and XPASSed five listed ones). ``measured_in=None``: never strict, for a cause listed on every
+cell it can reach (the TF float16 gradient entries: their ci verdicts depend on the tests run
+before them in the process).
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class Deviation:
     prop: str  # the test function's name, e.g. "test_unit_variance"
     reason: str  # the behaviour, and where it is documented or observed
     dtype: str | None = None  # None: every dtype
-    random_only: bool = False  # listed only for runs other than ``measured_in`` (its draws do not reach it)
     measured_in: str | None = "ci"  # the profile whose draws it was measured with; None: never strict
 
 
@@ -101,36 +100,24 @@ _TF_FLOAT16_GRADIENT_SUMS_HISTORY = _TF_FLOAT16_GRADIENT_SUMS + (
     "under the ci profile fails test_dx_agrees_with_analytic and test_dx_orthogonal_to_x_hat "
     "and passes test_dgamma, the full run the reverse; cause not found yet, issue 13)."
 )
-_TF_FLOAT16_GRADIENT_FAILS = {  # measured with the ci profile (derandomized)
-    "tf_nn": ("test_dgamma", "test_dbeta", "test_dx_scales_inversely", "test_dx_sums_to_zero"),
-    "seed_layer": (
-        "test_dx_agrees_with_analytic", "test_dbeta", "test_dx_orthogonal_to_x_hat", "test_dgamma",
-    ),
-    # keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16) has the
-    # same float16 reduce_sum in its offset gradient (observed once: dbeta -640.0 for -640.80),
-    # but the ci profile's current draws for it reach no failing input (measured: strict XPASS
-    # in the layers run of 2026-11-26), so it is not listed.
-}
-_MODULES = {"tf_nn": "tensorflow", "seed_layer": "tensorflow"}
-
-KNOWN_DEVIATIONS += [
-    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", measured_in=None)
-    for name, props in _TF_FLOAT16_GRADIENT_FAILS.items()
-    for spec in (name, f"bn_reference.subjects.{_MODULES[name]}:{name}")
-    for prop in props
-]
 # Every gradient law sums dy, dy x_hat or dx over the reduced axes, so the float16 reduce_sum
-# can break each of them once the draws reach a long or large float16 slice.
+# can break each of them once the draws reach a long or large float16 slice: all are listed,
+# never strict. keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16)
+# has the same float16 reduce_sum in its offset gradient only (observed: dbeta -640.0 for -640.80).
 _GRADIENT_LAWS = (
     "test_dx_agrees_with_analytic", "test_dx_sums_to_zero", "test_dx_orthogonal_to_x_hat", "test_dgamma",
     "test_dbeta", "test_dx_scales_inversely", "test_gradient_of_degenerate_slices",
 )
+_TF_FLOAT16_GRADIENT_LAWS = {  # built-in name -> (module, the laws its float16 gradient can break)
+    "tf_nn": ("tensorflow", _GRADIENT_LAWS),
+    "seed_layer": ("tensorflow", _GRADIENT_LAWS),
+    "keras_layer_norm": ("keras_layers", ("test_dbeta",)),
+}
 KNOWN_DEVIATIONS += [
-    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", random_only=True, measured_in=None)
-    for name, module in (*_MODULES.items(), ("keras_layer_norm", "keras_layers"))
+    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", measured_in=None)
+    for name, (module, props) in _TF_FLOAT16_GRADIENT_LAWS.items()
     for spec in (name, f"bn_reference.subjects.{module}:{name}")
-    for prop in (_GRADIENT_LAWS if name in _TF_FLOAT16_GRADIENT_FAILS else ("test_dbeta",))
-    if prop not in _TF_FLOAT16_GRADIENT_FAILS.get(name, ())
+    for prop in props
 ]
 
 
@@ -160,9 +147,6 @@ def deviation_for(subject: str, prop: str, dtype: str | None, *, profile: str | 
     """The entry for this test and whether its xfail is strict, for a run of ``profile``
     (``None``: random seeds given with ``--hypothesis-seed``); ``None`` when none applies."""
     for d in KNOWN_DEVIATIONS:
-        measured = d.measured_in is not None and profile == d.measured_in
-        if d.random_only and measured:
-            continue
         if d.subject == subject and d.prop == prop and (d.dtype is None or d.dtype == dtype):
-            return d, measured
+            return d, d.measured_in is not None and profile == d.measured_in
     return None
