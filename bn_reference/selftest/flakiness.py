@@ -77,10 +77,12 @@ def fingerprint(cell: dict) -> tuple:
     return (cell["outcome"], cell.get("examples"), cell.get("worst_ratio"))
 
 
-def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int | None, extra) -> dict:
+def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int | None, extra, timeout: float | None = None) -> dict:
     """One kill-matrix run (``killmatrix.run_suite``, its own example directory): the outcome
     of every (subject, property, dtype) cell, the seconds it took and the README claims it
-    did not bear out."""
+    did not bear out. ``timeout`` (seconds, None: none) bounds the whole run: the
+    ``-n 1`` run takes about twice as long as the ``-n 2`` one, over an hour on 2 cores,
+    more than ``run_suite``'s default allows (a guard run ended with ``SuiteError`` there)."""
     wrong, right = specs(MUTANTS), specs(CORRECT)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"PYTHONHASHSEED": str(hash_seed), "HYPOTHESIS_STORAGE_DIRECTORY": str(Path(tmp) / "hypothesis")}
@@ -88,7 +90,7 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
             os.environ.pop(key, None)
         args = [*extra] + ([] if seed is None else [f"--hypothesis-seed={seed}"])
         start = time.perf_counter()
-        junit = killmatrix.run_suite(wrong + right, profile, args, junit_path=Path(tmp) / "junit.xml", workers=workers, env=env)
+        junit = killmatrix.run_suite(wrong + right, profile, args, junit_path=Path(tmp) / "junit.xml", workers=workers, env=env, timeout=timeout)
         seconds = time.perf_counter() - start
         cells = killmatrix.parse_cells(junit, wrong + right)
         matrix = killmatrix.parse_junit(junit, wrong + right)
@@ -122,7 +124,7 @@ def mutants_main(args) -> int:
         for profile, workers, h, seed in plan
     ]
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
-        futures = [pool.submit(kill_matrix_run, profile, workers, h, seed, args.extra) for profile, workers, h, seed in plan]
+        futures = [pool.submit(kill_matrix_run, profile, workers, h, seed, args.extra, args.run_timeout or None) for profile, workers, h, seed in plan]
         runs, broken = [], []
         for step, label, future in zip(plan, labels, futures):
             try:
@@ -188,6 +190,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ci-runs", type=int, default=2, help="--mutants: ci runs, alternating -n 2 and -n 1")
     ap.add_argument("--dev-runs", type=int, default=2, help="--mutants: runs under random seeds")
     ap.add_argument("--parallel", type=int, default=1, help="--mutants: kill-matrix runs at a time")
+    ap.add_argument(
+        "--run-timeout", type=float, default=4 * 3600.0, help="--mutants: seconds one kill-matrix run may take (0: no limit)"
+    )
     ap.add_argument("extra", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
     if args.mutants:
