@@ -103,7 +103,24 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
         if prop in actual  # a run narrowed with -k checks the claims of the properties it ran
         for name in claimed - set(actual[prop])
     )
-    return {"outcomes": outcomes, "seconds": seconds, "unproven_claims": unproven, "catches": actual}
+    return {
+        "outcomes": outcomes,
+        "seconds": seconds,
+        "unproven_claims": unproven,
+        "catches": actual,
+        "escaped": escaped(outcomes, wrong),
+        "false_alarms": sorted(_cell_name(k) for k, o in outcomes.items() if k[0] in right and o == "failed"),
+    }
+
+
+def escaped(outcomes: dict, mutant_specs) -> list[str]:
+    """The (mutant, dtype) pairs that ran at least one property and failed none: a mutant
+    must be caught in every dtype it is run in (``supports``), by some property."""
+    ran: dict[tuple[str, str], bool] = {}
+    for (spec, _prop, dtype), outcome in outcomes.items():
+        if spec in mutant_specs and outcome in ("passed", "failed"):
+            ran[spec, dtype] = ran.get((spec, dtype), False) or outcome == "failed"
+    return sorted(f"{spec.rsplit(':', 1)[-1]} [{dtype}]" for (spec, dtype), caught in ran.items() if not caught)
 
 
 def _cell_name(key) -> str:
@@ -139,6 +156,8 @@ def mutants_main(args) -> int:
     plan, labels, runs = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
     ci = [(label, run) for (profile, *_), label, run in zip(plan, labels, runs) if profile == "ci"]
     nondeterministic, unproven, seed_dependent = [], [], []
+    escapes = [f"{label}: {m} escaped (no property failed it)" for label, run in zip(labels, runs) for m in run["escaped"]]
+    false_alarms = [f"{label}: {c} failed (a correct variant)" for label, run in zip(labels, runs) for c in run["false_alarms"]]
     if ci:
         base_label, base = ci[0]
         for label, run in ci:
@@ -163,6 +182,8 @@ def mutants_main(args) -> int:
         "nondeterministic": nondeterministic,
         "unproven_claims": unproven,
         "seed_dependent": seed_dependent,
+        "escaped": escapes,
+        "false_alarms": false_alarms,
         "ci_catches": ci[0][1]["catches"] if ci else None,
     }
     if args.out:
@@ -172,14 +193,16 @@ def mutants_main(args) -> int:
         f"flakiness guard (kill matrix): {len(ci)} ci runs x {cells} cells, {len(nondeterministic)} differing between ci runs, "
         f"{len(unproven)} README claims not borne out; {len(plan) - len(ci)} dev runs, {len(seed_dependent)} seed-dependent cells"
         + (f"; {len(broken)} runs gave no matrix" if broken else "")
+        + f"; {len(escapes)} escaped mutants, {len(false_alarms)} false alarms in {len(runs)} runs"
     )
-    for line in broken + nondeterministic + unproven:
+    for line in broken + nondeterministic + unproven + escapes + false_alarms:
         print("  " + line)
     if seed_dependent:
         print("seed-dependent (dev runs; not a failure):")
         for line in seed_dependent:
             print("  " + line)
-    return 1 if broken or nondeterministic or unproven or len(ci) < min(2, args.ci_runs) else 0
+    failed = broken or nondeterministic or unproven or escapes or false_alarms
+    return 1 if failed or len(ci) < min(2, args.ci_runs) else 0
 
 
 def main(argv=None) -> int:
