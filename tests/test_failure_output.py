@@ -28,7 +28,7 @@ from bn_reference.mathematics import laws
 from bn_reference.mathematics.reference import batch_norm
 from bn_reference.mathematics.strategies import BNCase, PoisonedCase, Regime
 
-from .test_plugin import run_pytest
+from .test_plugin import ROOT, run_pytest
 
 pytestmark = pytest.mark.meta
 
@@ -291,3 +291,42 @@ def test_law_violation_names_both_sides():
     ]
     assert info.value.ratio == pytest.approx(5.0) and info.value.index == (1,)
     assert "expected" not in text
+
+
+LONG_ONLY = textwrap.dedent(
+    """
+    import math
+
+    import numpy_bn  # examples/numpy_bn.py: forward and vjp by hand
+
+
+    def long_only(x, **kwargs):
+        return numpy_bn.batch_norm(x, **kwargs)
+
+
+    def vjp(x, dy, *, axes, **kwargs):
+        dx, dgamma, dbeta = numpy_bn.vjp(x, dy, axes=axes, **kwargs)
+        long = math.prod(x.shape[a] for a in axes) >= 200
+        return dx, dgamma, dbeta * 1.01 if long else dbeta  # wrong only for long slices
+
+
+    long_only.vjp = vjp
+    long_only.bn_dtypes = ("float32",)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_gradient_failure_with_a_long_drawn_dy_fits_a_screen(tmp_path):
+    """A failure that shrinks no further than N = 200 draws a ``dy`` of hundreds of elements:
+    Hypothesis' ``Draw 3 (dy)`` note prints it as ``describe_array`` does (one line), not as
+    its ``repr`` (one line per few elements)."""
+    (tmp_path / "longonly.py").write_text(LONG_ONLY)
+    r = run_pytest(
+        tmp_path, "properties/test_gradients.py", "-k", "test_dbeta", "--bn-impl", "longonly:long_only", path=[ROOT / "examples"]
+    )
+    assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-3000:]
+    section = sections(r.stdout)["test_dbeta"]
+    draws = [line for line in section if "Draw " in line]
+    assert any("(dy)" in line and "float32 (" in line and "min " in line for line in draws), "\n".join(section)
+    assert len(section) <= 40, "\n".join(section)

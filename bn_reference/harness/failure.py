@@ -38,6 +38,7 @@ __all__ = [
     "first_sentence",
     "describe_array",
     "describe_value",
+    "print_arrays_compactly",
     "blob_of",
     "draws_of",
     "compose",
@@ -99,6 +100,17 @@ def describe_array(a, axes=None) -> str:
         v = f[finite]
         parts.append(f"min {v.min():.6g}, max {v.max():.6g}, mean {v.mean():.6g}")
     return f"{head}: " + "; ".join(parts)
+
+
+def print_arrays_compactly() -> None:
+    """Make Hypothesis' notes (``Draw 3 (dy): ...``, the falsifying example) print NumPy
+    arrays as ``describe_array`` does, instead of ``repr``: a drawn 657-element ``dy`` took
+    660 lines of a gradient failure. Printing only: what is drawn, and the ``@reproduce_failure``
+    blob, are unchanged; the repro file holds the full arrays. Registered through the
+    printer's own ``for_type_by_name`` by the plugin of an active bn-props run."""
+    from hypothesis.vendor import pretty
+
+    pretty.for_type_by_name("numpy", "ndarray", lambda obj, p, cycle: p.text(describe_array(obj)))
 
 
 def describe_value(v, axes=None) -> str:

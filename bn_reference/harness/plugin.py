@@ -97,6 +97,7 @@ def pytest_configure(config):
         config.stash[_SUBJECTS], config.stash[_USER_CHOSEN] = [], False
         return
     register_profiles()  # only now: Hypothesis loads its own "ci" profile by itself in CI, ours replaces it
+    failure.print_arrays_compactly()
     if user_chosen:  # module:attr specs import from the directory pytest runs in, as with python -m pytest
         here = str(config.invocation_params.dir)
         if here not in sys.path:
