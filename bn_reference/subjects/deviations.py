@@ -94,28 +94,31 @@ _TF_FLOAT16_GRADIENT_SUMS = (
     "with x scaled by 4 the float16 variance (cast back to float16 by tf.nn.moments) "
     "overflows: dx = 0, dgamma = 0."
 )
-_TF_FLOAT16_GRADIENT_SUMS_HISTORY = _TF_FLOAT16_GRADIENT_SUMS + (
-    " Not strict: which gradient laws the ci draws break here depends on the tests run before "
-    "them in the same process (measured: properties/test_gradients.py -k 'float16 and tf_nn' "
-    "under the ci profile fails test_dx_agrees_with_analytic and test_dx_orthogonal_to_x_hat "
-    "and passes test_dgamma, the full run the reverse; cause not found yet, issue 13)."
-)
 # Every gradient law sums dy, dy x_hat or dx over the reduced axes, so the float16 reduce_sum
-# can break each of them once the draws reach a long or large float16 slice: all are listed,
-# never strict. keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16)
-# has the same float16 reduce_sum in its offset gradient only (observed: dbeta -640.0 for -640.80).
+# can break each of them once the draws reach a long or large float16 slice: all are listed.
+# Strict under ci are the cells the ci draws break (measured 2026-11-26 with
+# properties/test_gradients.py under the ci profile, -n 0 and -n 2, different PYTHONHASHSEEDs
+# and the -k "float16 and tf_nn" subset: the same inputs reached each subject call in every
+# run, hashed call by call, and the same verdicts); the other laws are reached by other seeds
+# (tox -e verify): plain xfails. keras_layer_norm's affine step (`layer(x) * scale + offset`,
+# TF ops in float16) has the same float16 reduce_sum in its offset gradient only (observed:
+# dbeta -640.0 for -640.80); the layers run's ci draws do not reach it: never strict.
 _GRADIENT_LAWS = (
     "test_dx_agrees_with_analytic", "test_dx_sums_to_zero", "test_dx_orthogonal_to_x_hat", "test_dgamma",
     "test_dbeta", "test_dx_scales_inversely", "test_gradient_of_degenerate_slices",
 )
-_TF_FLOAT16_GRADIENT_LAWS = {  # built-in name -> (module, the laws its float16 gradient can break)
-    "tf_nn": ("tensorflow", _GRADIENT_LAWS),
-    "seed_layer": ("tensorflow", _GRADIENT_LAWS),
-    "keras_layer_norm": ("keras_layers", ("test_dbeta",)),
+_TF_FLOAT16_GRADIENT_LAWS = {  # built-in name -> (module, the laws its float16 gradient can break, those the ci draws do)
+    "tf_nn": ("tensorflow", _GRADIENT_LAWS, ("test_dx_sums_to_zero", "test_dgamma", "test_dbeta", "test_dx_scales_inversely")),
+    "seed_layer": (
+        "tensorflow",
+        _GRADIENT_LAWS,
+        ("test_dx_agrees_with_analytic", "test_dx_orthogonal_to_x_hat", "test_dgamma", "test_dbeta"),
+    ),
+    "keras_layer_norm": ("keras_layers", ("test_dbeta",), ()),
 }
 KNOWN_DEVIATIONS += [
-    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS_HISTORY, "float16", measured_in=None)
-    for name, (module, props) in _TF_FLOAT16_GRADIENT_LAWS.items()
+    Deviation(spec, prop, _TF_FLOAT16_GRADIENT_SUMS, "float16", measured_in="ci" if prop in in_ci else None)
+    for name, (module, props, in_ci) in _TF_FLOAT16_GRADIENT_LAWS.items()
     for spec in (name, f"bn_reference.subjects.{module}:{name}")
     for prop in props
 ]
