@@ -114,3 +114,33 @@ def test_deviations_are_strict_only_under_the_profile_they_were_measured_with():
     never = next(d for d in KNOWN_DEVIATIONS if d.measured_in is None)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="dev") == (never, False)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="ci") == (never, False)
+
+
+def test_ci_failures_do_not_depend_on_the_clock(monkeypatch):
+    """A failing test under the ``ci`` profile runs the same examples however slow the
+    machine: with a clock that jumps 100 s per reading (Hypothesis stops looking for other
+    bugs 10 s after the first one, unless report_multiple_bugs is off), the examples run
+    are the ones run with the real clock."""
+    import time
+
+    from bn_reference.harness.profiles import register_profiles
+
+    register_profiles()
+
+    def examples_run() -> list[int]:
+        seen = []
+
+        @settings(settings.get_profile("ci"), max_examples=100, print_blob=False)
+        @given(st.integers(0, 1000))
+        def prop(n):
+            seen.append(n)
+            assert n < 300
+
+        with pytest.raises(AssertionError):
+            prop()
+        return seen
+
+    real = examples_run()
+    clock = iter(range(0, 10**9, 100))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+    assert examples_run() == real
