@@ -86,3 +86,19 @@ def test_render_marks_partial_kills_and_verdicts(junit):
     assert rows["good  (correct)"] == [".", "", "E", "s", "0", "-", "FALSE ALARM"]
     assert "  1  agrees_with_float64_reference" in text
     assert "tests without a subject: 1 (0 failed or errored)" in text
+
+
+def test_escaped_lists_mutant_dtypes_no_property_failed():
+    """The flakiness guard's escape check: a (mutant, dtype) pair that ran and failed nothing;
+    skipped cells and dtypes a mutant does not run in do not count."""
+    from bn_reference.selftest.flakiness import escaped
+
+    outcomes = {
+        ("m:bad", "p1", "float16"): "passed",
+        ("m:bad", "p2", "float16"): "failed",
+        ("m:bad", "p1", "bfloat16"): "passed",
+        ("m:bad", "p2", "bfloat16"): "skipped",
+        ("m:other", "p1", "float32"): "skipped",
+        ("m:good", "p1", "float16"): "passed",
+    }
+    assert escaped(outcomes, ["m:bad", "m:other"]) == ["bad [bfloat16]"]

@@ -29,6 +29,9 @@ With ``--mutants`` it watches the kill matrix instead (``killmatrix.run_suite`` 
 * ``dev`` runs (random ``--hypothesis-seed``, printed) report the catches that depend on the
   seed: (mutant, property) cells whose verdict differs from the ``ci`` one. Not a failure:
   the ``ci`` verdict is the claim, the others show how robust each catch is.
+* in every run, ``ci`` or ``dev``: each mutant must fail some property in every dtype it runs
+  in (else it *escaped*), and no correct variant may fail (a *false alarm*); either fails the
+  guard. ``--run-timeout`` bounds each run (``-n 1`` takes over an hour on 2 cores).
 """
 from __future__ import annotations
 
