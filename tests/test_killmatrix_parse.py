@@ -102,3 +102,14 @@ def test_escaped_lists_mutant_dtypes_no_property_failed():
         ("m:good", "p1", "float16"): "passed",
     }
     assert escaped(outcomes, ["m:bad", "m:other"]) == ["bad [bfloat16]"]
+
+
+def test_unproven_claims_judge_only_the_mutants_a_narrowed_run_ran():
+    """A claim breaks when its mutant ran and no longer fails the property; a mutant a
+    ``-k`` run left out entirely is not judged."""
+    from bn_reference.selftest.flakiness import unproven_claims
+
+    claims = {"p1": {"half", "f32only"}, "p2": {"half"}}
+    outcomes = {("m:half", "p1", "float16"): "failed", ("m:half", "p2", "float16"): "passed"}
+    actual = {"p1": ["half"], "p2": []}
+    assert unproven_claims(claims, actual, outcomes) == ["p2: half"]

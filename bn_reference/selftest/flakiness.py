@@ -100,12 +100,7 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
     outcomes = {(s, p, str(d)): c.outcome for s, row in cells.items() for p, by in row.items() for d, c in by.items()}
     actual = killmatrix.catches(matrix, wrong)
     readme = (killmatrix.repo_root() / "docs" / "properties.md").read_text()
-    unproven = sorted(
-        f"{prop}: {name}"
-        for prop, claimed in killmatrix.readme_claims(readme).items()
-        if prop in actual  # a run narrowed with -k checks the claims of the properties it ran
-        for name in claimed - set(actual[prop])
-    )
+    unproven = unproven_claims(killmatrix.readme_claims(readme), actual, outcomes)
     return {
         "outcomes": outcomes,
         "seconds": seconds,
@@ -114,6 +109,21 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
         "escaped": escaped(outcomes, wrong),
         "false_alarms": sorted(_cell_name(k) for k, o in outcomes.items() if k[0] in right and o == "failed"),
     }
+
+
+def unproven_claims(claims: dict, actual: dict, outcomes: dict) -> list[str]:
+    """``"property: mutant"`` for each claim of the table (``claims``, ``{property: {mutant
+    names}}``) that this run's catches (``actual``) do not bear out. A run narrowed with
+    ``-k`` checks only the claims of the properties and mutants it ran (a mutant with no
+    cell run is not judged; a mutant whose cells ran but did not fail is)."""
+    ran = {s.rsplit(":", 1)[-1] for (s, _p, _d), o in outcomes.items() if o in ("passed", "failed")}
+    return sorted(
+        f"{prop}: {name}"
+        for prop, claimed in claims.items()
+        if prop in actual
+        for name in claimed - set(actual[prop])
+        if name in ran
+    )
 
 
 def escaped(outcomes: dict, mutant_specs) -> list[str]:
