@@ -12,9 +12,8 @@ the entry must go. Any other run (``dev``, ``thorough``, random seeds) may or ma
 failing input of a cause that only some inputs trigger, so there the entries are plain
 xfails (measured: ``tox -e verify`` under random seeds failed
 ``test_dx_sums_to_zero[seed_layer-float16]`` and three other unlisted float16 gradient cells,
-and XPASSed five listed ones). ``measured_in=None``: never strict, for a cause listed on every
-cell it can reach (the TF float16 gradient entries: their ci verdicts depend on the tests run
-before them in the process).
+and XPASSed five listed ones). ``measured_in=None``: never strict, for a cell a cause can reach
+that the measured draws do not (the TF float16 gradient laws the ci draws pass).
 """
 from __future__ import annotations
 
