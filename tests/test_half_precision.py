@@ -84,3 +84,54 @@ def test_report_names_each_subjects_contract():
     jsonschema.validate(built, report.SCHEMA)
     md = report.to_markdown(built)
     assert "strict: float16/bfloat16 reductions in float32" in md and "loose: float16/bfloat16 reductions in x's dtype" in md
+
+
+HALF = pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
+
+
+@HALF
+def test_constant_slices_with_small_epsilon_are_resolvable(dtype):
+    """A constant slice (sigma = 0) with eps = 1e-5, below float16's 2 tiny: the mean is one
+    of the slice's values (exact to 2 e_a, not u |mu|) and no square is flushed, so the
+    bound stays finite and small; the correct variants are inside it, a kernel that
+    ignores epsilon (inv = inf) is not."""
+    c = 2.0**-7  # inside resolvable_constant_slices' |c| <= max_condition sqrt(eps) in both dtypes
+    x = np.array([[c, -1.5], [c, 2.0], [c, 0.25]], dtype)
+    kw = dict(KW, epsilon=1e-5)
+    b = bound(x, (0,), epsilon=1e-5)
+    assert np.isfinite(b).all() and b[:, 0].max() < 0.1, b  # the other slice's output spans ~2.4
+    expected = batch_norm(x, (0,), epsilon=1e-5, dtype=np.float64)
+    for correct in (mutants.float32_two_pass, mutants.float32_welford, mutants.folded_rsqrt):
+        assert (np.abs(correct(x, **kw).astype(np.float64) - expected) <= b).all(), correct.__name__
+    assert not (np.abs(mutants.epsilon_ignored(x.astype(np.float32), **kw).astype(np.float64) - expected) <= b).all()
+
+
+@HALF
+def test_offsets_are_clipped_to_what_the_output_resolves(dtype):
+    """|beta| <= max_condition |gamma| sigma / sqrt(sigma^2 + eps), per feature; a scalar
+    offset to the smallest limit; shapes and dtypes kept; a constant slice counts as s = 1."""
+    from bn_reference.mathematics.strategies import max_condition, resolvable_offset
+
+    x = np.array([[0.0, 5.0, 1.0], [2.0, 5.0, -1.0]], dtype)  # sigma 1, 0 (constant), 1
+    limit = max_condition(np.dtype(dtype))
+    s = 1 / np.sqrt(1 + 1e-3)
+    gamma = np.array([0.1, 0.1, 10.0], dtype)
+    beta = resolvable_offset(np.array([[10.0, -10.0, 10.0]], dtype), gamma, x, (0,), 1e-3)
+    assert beta.dtype == np.dtype(dtype) and beta.shape == (1, 3)
+    np.testing.assert_allclose(beta.astype(np.float64), [[min(10, limit * 0.1 * s), -min(10, limit * 0.1), 10.0]], rtol=1e-2)
+    scalar = resolvable_offset(10.0, gamma, x, (0,), 1e-3)
+    assert isinstance(scalar, float) and scalar == pytest.approx(min(10, limit * 0.1 * s), rel=1e-2)
+    assert resolvable_offset(0.0, gamma, x, (0,), 1e-3) == 0.0  # what shrinking ends at is kept
+
+
+@HALF
+def test_constant_slices_are_clipped_by_epsilon(dtype):
+    """Only constant slices move, to |c| <= max_condition sqrt(eps)."""
+    from bn_reference.mathematics.strategies import max_condition, resolvable_constant_slices
+
+    x = np.array([[100.0, 3.0], [100.0, -3.0]], dtype)
+    out = resolvable_constant_slices(x, (0,), 1e-3)
+    limit = max_condition(np.dtype(dtype)) * np.sqrt(1e-3)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out[:, 0].astype(np.float64), limit, rtol=1e-2)
+    assert (out[:, 1] == x[:, 1]).all()

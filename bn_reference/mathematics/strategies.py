@@ -39,6 +39,8 @@ __all__ = [
     "axis_splits",
     "regimes",
     "max_condition",
+    "resolvable_offset",
+    "resolvable_constant_slices",
     "values",
     "affine",
     "epsilons",
@@ -259,6 +261,60 @@ def resolvable_spread(dtype, sigma: float) -> bool:
     return sigma * sigma + max(1e-12, tiny) >= 40 * tiny
 
 
+def resolvable_constant_slices(x: np.ndarray, axes, epsilon) -> np.ndarray:
+    """``x`` with the value of every constant slice (N = 1 included) clipped to
+    ``|c| <= max_condition(dtype) sqrt(eps)``. For half-precision x only.
+
+    Why: a constant slice has ``sigma = 0``, so ``inv = 1 / sqrt(eps)`` and the folded form's
+    products ``x (inv gamma)``, ``mu (inv gamma)`` (tolerance item 4) are rounded at
+    ``u |c| |gamma| / sqrt(eps)`` each before they cancel to ``y = beta``; against the
+    ``2 |gamma|`` the other slices' outputs span that is ``max_condition``'s ratio with
+    ``sqrt(eps)`` in place of sigma (e.g. ``c = 100``, ``eps = 1e-3`` in float16: the folded
+    form may miss ``beta`` by ``1.5 |gamma|``)."""
+    if x.size == 0:
+        return x
+    limit = max_condition(x.dtype) * math.sqrt(float(epsilon))
+    x64 = x.astype(np.float64)
+    first = x64[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    constant = np.all(x64 == first, axis=tuple(axes), keepdims=True)
+    if not constant.any():
+        return x
+    return np.where(constant, np.clip(x64, -limit, limit), x64).astype(x.dtype)
+
+
+def resolvable_offset(offset, scale, x: np.ndarray, axes, epsilon):
+    """``offset`` (beta) clipped, per feature, to ``|beta| <= max_condition(dtype) |gamma| s``,
+    ``s = sigma / sqrt(sigma^2 + eps)`` the slice's (``s = 1`` for a constant slice); a
+    Python float (or an array that cannot hold one value per feature) to the smallest limit.
+    For half-precision x only.
+
+    Why: the output ``y = gamma x_hat + beta`` is rounded in x's dtype (the elementwise stage,
+    tolerance item 6), so a correct kernel errs by ``~ 3u |beta|`` (beta's own rounding, the
+    addition, the result), while the part of the output that carries the normalization,
+    ``gamma x_hat``, spans ``|gamma| ptp(x) / sqrt(sigma^2 + eps) >= 2 |gamma| s`` per slice
+    (Popoviciu). Their ratio is at most ``1.5 u |beta| / (|gamma| s)``; the limit keeps it at
+    2.5% (``1.5 u / (60 u)``), as ``max_condition`` does for the data. Beyond it y is
+    ``beta`` quantized at ``u |beta|``, and ``eps >> sigma^2`` (``s`` small) moves y from
+    ``beta`` by less than that: no correct kernel, hence no bound, resolves the output.
+    float32 and float64 keep every offset (their limit is 2.8e5 and more)."""
+    if x.size == 0:
+        return offset
+    limit = max_condition(x.dtype)
+    x64 = x.astype(np.float64)
+    var = x64.var(axis=tuple(axes), keepdims=True)
+    s = np.where(var > 0, np.sqrt(var / (var + float(epsilon))), 1.0)
+    allowed = limit * np.abs(np.asarray(scale, np.float64)) * s  # per feature (x's rank, 1 on axes)
+    if not isinstance(offset, np.ndarray):
+        return float(np.clip(offset, -allowed.min(), allowed.min()))
+    beta = offset.astype(np.float64)
+    lead = allowed.ndim - beta.ndim
+    shape = (1,) * lead + beta.shape
+    keep = tuple(i for i, (b, a) in enumerate(zip(shape, allowed.shape)) if b == 1 and a != 1)
+    per_feature = allowed.min(axis=keep, keepdims=True) if keep else allowed
+    per_feature = per_feature.reshape(per_feature.shape[lead:]) if lead else per_feature
+    return np.clip(beta, -per_feature, per_feature).astype(offset.dtype)
+
+
 # "tiny" data: magnitudes (times the dtype's smallest normal number) drawn per array. At
 # 1 and 2^-6 a flush-to-zero kernel (TF on CPU) may lose the whole signal (tolerance's
 # ``tiny (1 + inv |gamma|)`` term is then the output's size): kept in float32/float64,
@@ -417,12 +473,18 @@ def bn_cases(
         assume(allowed)
         axes = draw(_sampled(allowed))
     x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes(dtype=dtype.name) if regime_strategy is None else regime_strategy))
+    scale = _draw_affine(draw, shape, axes, dtype, "scale", False)
+    offset = _draw_affine(draw, shape, axes, dtype, "offset", False)
+    epsilon = draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy)
+    if dtype.name in HALF_DTYPES:
+        x = resolvable_constant_slices(x, axes, epsilon)
+        offset = resolvable_offset(offset, scale, x, axes, epsilon)
     case = BNCase(
         x=x,
         axes=axes,
-        scale=_draw_affine(draw, shape, axes, dtype, "scale", False),
-        offset=_draw_affine(draw, shape, axes, dtype, "offset", False),
-        epsilon=draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy),
+        scale=scale,
+        offset=offset,
+        epsilon=epsilon,
         training=training,
         regime=regime,
         seed=seed,

@@ -104,16 +104,26 @@ evaluated at float64 (negligible next to float32, not next to float64).
    Items 1-4 with these two precisions. The mean, as returned or used::
 
        e_a  = 1.5 gamma_{N+2}(v) max|x| + 2 tiny_a          # item 1 in float32
-       E_mu = e_a (1 + u) + u |mu| + tiny                   # rounded to x's dtype (flushed)
+       E_mu = e_a + min(u (|mu| + e_a), d(mu) + e_a) + tiny  # rounded to x's dtype (flushed)
+
+   Rounding the float32 mean ``m`` (``|m - mu| <= e_a``) to the nearest number of x's dtype
+   moves it by at most ``u |m|``, and by no more than the distance from ``m`` to any
+   number of that dtype, in particular to the one nearest ``mu``: ``d(mu) + e_a``, ``d(mu)``
+   the distance from ``mu`` to x's dtype (0 for a constant slice, whose mean is one of its
+   values: its mean is then exact to ``2 e_a``, not ``u |mu|``).
 
    The variance: each summand ``(x_i - m)^2`` with ``|m - mu| <= E_mu`` and at most three
    roundings in x's dtype (the deviation, the square, its conversion) is within
    ``gamma_3(u)`` of ``(x_i - m)^2``, whose mean is ``var + (m - mu)^2``; summed in float32
-   as in item 2; squares flushed to zero in x's dtype cost ``2 tiny``; then rounded to x's
+   as in item 2; squares flushed to zero in x's dtype cost ``2 tiny``, and never more than
+   all the squares together, whose mean is at most ``(1 + u)^2 (sigma + E_mu)^2``
+   (``|x_i - m| <= |x_i - mu| + E_mu``, and ``mean |x_i - mu| <= sigma``): ``F = min(2 tiny,
+   (1 + u)^2 (sigma + E_mu)^2)``, which is what keeps a constant slice (``sigma = 0``) with
+   ``eps`` below ``2 tiny`` (float16's favoured 1e-5) resolvable. Then rounded to x's
    dtype when returned::
 
        E_var_a = gamma_3(u) (var + E_mu^2) + (1 + gamma_3(u)) gamma_{N+3}(v) (var + 3 D2
-                 + 2 max|x| D) + E_mu^2 + 3 tiny_a + 2 tiny
+                 + 2 max|x| D) + E_mu^2 + 3 tiny_a + F
        E_var   = E_var_a (1 + u) + u var + tiny              # as returned in x's dtype
 
    ``inv``: item 3 in float32 from the unrounded variance (``Delta = E_var_a + v eps +
@@ -250,8 +260,11 @@ def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None, accumulation:
         return MomentError(mean=e_a, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var)
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)  # item 6
     g3 = float(gamma(3, u))
-    e_mu = e_a * (1 + u) + u * np.abs(mu) + tiny
-    e_var_a = g3 * (var + np.square(e_mu)) + (1 + g3) * times(gamma(n + 3, v), spread) + np.square(e_mu) + 3 * tiny_a + 2 * tiny
+    with np.errstate(over="ignore", invalid="ignore"):
+        off_grid = np.abs(mu - mu.astype(dtype).astype(np.float64))  # mu to the nearest number of x's dtype
+    e_mu = e_a + np.minimum(u * (np.abs(mu) + e_a), np.where(np.isfinite(off_grid), off_grid, np.inf) + e_a) + tiny
+    flushed = np.minimum(2 * tiny, (1 + u) ** 2 * np.square(np.sqrt(var) + e_mu))  # no more than all the squares
+    e_var_a = g3 * (var + np.square(e_mu)) + (1 + g3) * times(gamma(n + 3, v), spread) + np.square(e_mu) + 3 * tiny_a + flushed
     e_var = e_var_a * (1 + u) + u * var + tiny
     return MomentError(mean=e_mu, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var_a)
 
