@@ -111,12 +111,15 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
     }
 
 
+_RAN = ("passed", "failed")  # outcomes of a cell that ran (not skipped, not an xfail)
+
+
 def unproven_claims(claims: dict, actual: dict, outcomes: dict) -> list[str]:
     """``"property: mutant"`` for each claim of the table (``claims``, ``{property: {mutant
     names}}``) that this run's catches (``actual``) do not bear out. A run narrowed with
     ``-k`` checks only the claims of the properties and mutants it ran (a mutant with no
     cell run is not judged; a mutant whose cells ran but did not fail is)."""
-    ran = {s.rsplit(":", 1)[-1] for (s, _p, _d), o in outcomes.items() if o in ("passed", "failed")}
+    ran = {killmatrix.short_name(s) for (s, _p, _d), o in outcomes.items() if o in _RAN}
     return sorted(
         f"{prop}: {name}"
         for prop, claimed in claims.items()
@@ -131,14 +134,14 @@ def escaped(outcomes: dict, mutant_specs) -> list[str]:
     must be caught in every dtype it is run in (``supports``), by some property."""
     ran: dict[tuple[str, str], bool] = {}
     for (spec, _prop, dtype), outcome in outcomes.items():
-        if spec in mutant_specs and outcome in ("passed", "failed"):
+        if spec in mutant_specs and outcome in _RAN:
             ran[spec, dtype] = ran.get((spec, dtype), False) or outcome == "failed"
-    return sorted(f"{spec.rsplit(':', 1)[-1]} [{dtype}]" for (spec, dtype), caught in ran.items() if not caught)
+    return sorted(f"{killmatrix.short_name(spec)} [{dtype}]" for (spec, dtype), caught in ran.items() if not caught)
 
 
 def _cell_name(key) -> str:
     spec, prop, dtype = key
-    return f"{spec.rsplit(':', 1)[-1]} {prop} [{dtype}]"
+    return f"{killmatrix.short_name(spec)} {prop} [{dtype}]"
 
 
 def mutants_main(args) -> int:

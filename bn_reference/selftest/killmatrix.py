@@ -39,6 +39,7 @@ __all__ = [
     "render",
     "killers",
     "repo_root",
+    "short_name",
 ]
 
 OUTCOMES = ("failed", "error", "passed", "skipped")  # aggregation priority, first wins
@@ -227,7 +228,8 @@ def killers(row: dict[str, str]) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
-def _short(spec: str) -> str:
+def short_name(spec: str) -> str:
+    """A subject's name without its module (``module:attr`` -> ``attr``)."""
     return spec.split(":", 1)[1] if ":" in spec else spec
 
 
@@ -289,7 +291,7 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
                 extra.append("FALSE ALARM" if n or "error" in row.values() else "ok")
             else:
                 extra.append("")
-        label = _short(s) + ("  (correct)" if expect.get(s) == "correct" else "")
+        label = short_name(s) + ("  (correct)" if expect.get(s) == "correct" else "")
         table.add_row(*(Text(c) for c in (label, *marks, *extra)))
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False, legacy_windows=False)
@@ -319,7 +321,7 @@ README_END = "<!-- kill-matrix:end -->"
 def catches(matrix, mutant_specs) -> dict[str, list[str]]:
     """``{property: [mutant names it fails]}`` for every property in the matrix."""
     props = sorted({p for s in matrix if s != NO_SUBJECT for p in matrix[s]})
-    return {p: [_short(s) for s in mutant_specs if matrix.get(s, {}).get(p) == "failed"] for p in props}
+    return {p: [short_name(s) for s in mutant_specs if matrix.get(s, {}).get(p) == "failed"] for p in props}
 
 
 def markdown_catches(matrix, mutant_specs, profile: str, *, markers=(README_START, README_END), catalogue="bn_reference/selftest/mutants.py") -> str:
