@@ -427,12 +427,20 @@ def vacuous_markdown(v: dict) -> str:
     return "\n".join(lines)
 
 
-def rewrite_readme(result: dict, readme: Path = ROOT / "docs" / "speed.md") -> None:
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+def rewrite_block(path: Path, name: str, body: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``."""
+    text = path.read_text()
+    start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(head + start + markdown(result) + end + tail)
+    path.write_text(head + start + body.rstrip("\n") + "\n" + end + tail)
+
+
+def rewrite_readme(result: dict, readme: Path = ROOT / "docs" / "speed.md") -> None:
+    rewrite_block(readme, "bench", markdown(result))
+
+
+VACUOUS_PAGES = (ROOT / "README.md", ROOT / "docs" / "error-model.md")  # where the vacuous table is printed
 
 
 def main(argv=None) -> int:
@@ -444,7 +452,7 @@ def main(argv=None) -> int:
     ap.add_argument("--from-json", metavar="PATH", help="do not measure: render (and --readme) an earlier results file")
     ap.add_argument("--vacuous-examples", type=int, default=400, help="examples per dtype for the vacuous-share section")
     ap.add_argument("--vacuous-root", metavar="PATH", help="also measure the vacuous shares of the checkout at PATH (the 'before')")
-    ap.add_argument("--vacuous-only", action="store_true", help="measure only the vacuous shares; merge them into --out")
+    ap.add_argument("--vacuous-only", action="store_true", help="measure only the vacuous shares; merge them into --out (with --readme: rewrite their table in README.md and docs/error-model.md)")
     args = ap.parse_args(argv)
     if args.vacuous_only:
         out = Path(args.out)
@@ -453,6 +461,9 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print("\n".join(render_vacuous(result["vacuous"])))
         print(vacuous_markdown(result["vacuous"]))
+        if args.readme:
+            for page in VACUOUS_PAGES:
+                rewrite_block(page, "vacuous", vacuous_markdown(result["vacuous"]))
         return 0
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())

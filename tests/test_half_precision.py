@@ -135,3 +135,4 @@ def test_constant_slices_are_clipped_by_epsilon(dtype):
     assert out.dtype == x.dtype
     np.testing.assert_allclose(out[:, 0].astype(np.float64), limit, rtol=1e-2)
     assert (out[:, 1] == x[:, 1]).all()
+

@@ -273,10 +273,17 @@ FINDINGS: list[Finding] = [
         Finding(("ort_batch_norm",), prop, _ORT_EPSILON_FLOAT32, ("float64",))
         for prop in ("test_agrees_with_float64_reference", "test_epsilon_sensitivity", "test_nonfinite_value_stays_in_its_slice", "test_unit_variance")
     ),
+    # float16 x is cast to float32 first (stash_type = 1). The default half-precision draws keep
+    # |mu| / sigma <= 34 and constant slices within 34 sqrt(eps) (strategies.max_condition,
+    # resolvable_constant_slices: where a correct folded kernel resolves the output); there the
+    # float32 one-pass variance errs by ~ 2^-24 (mu^2 + sigma^2), within the strict contract, and
+    # test_agrees_with_float64_reference passes in float16 (it failed before the constant-slice
+    # rule, on x = [14.664] * 6, eps = 1e-5: NaN). huge_cases keeps large constant slices, and
+    # there the float16 cell fails with NaN (measured: x = [-255.6] * 5, eps = 1e-3).
     *(
         Finding(("ort_group_norm",), prop, _ORT_GROUP_NORM_ONE_PASS, dtypes)
         for prop, dtypes in (
-            ("test_agrees_with_float64_reference", ("float32", "float64", "float16")),
+            ("test_agrees_with_float64_reference", ("float32", "float64")),
             ("test_constant_slices_give_offset", ("float64",)),
             ("test_epsilon_sensitivity", ("float32", "float64")),
             ("test_huge_values_up_to_the_overflow_limit", ("float32", "float64", "float16")),
