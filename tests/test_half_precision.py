@@ -13,6 +13,7 @@ from bn_reference.selftest import mutants
 from bn_reference.subjects import Subject, SubjectSpecError, supports
 
 KW = dict(axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
+HALF = pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
 
 
 def _issue_input(dtype):
@@ -20,7 +21,7 @@ def _issue_input(dtype):
     return (1 + 0.1 * np.random.default_rng(12).standard_normal((4096, 3))).astype(dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
+@HALF
 def test_forgotten_upcast_is_outside_the_strict_bound_only(dtype):
     x = _issue_input(dtype)
     expected = batch_norm(x, (0,), epsilon=1e-3, dtype=np.float64)
@@ -84,9 +85,6 @@ def test_report_names_each_subjects_contract():
     jsonschema.validate(built, report.SCHEMA)
     md = report.to_markdown(built)
     assert "strict: float16/bfloat16 reductions in float32" in md and "loose: float16/bfloat16 reductions in x's dtype" in md
-
-
-HALF = pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
 
 
 @HALF
