@@ -134,3 +134,18 @@ def test_constant_slices_are_clipped_by_epsilon(dtype):
     np.testing.assert_allclose(out[:, 0].astype(np.float64), limit, rtol=1e-2)
     assert (out[:, 1] == x[:, 1]).all()
 
+
+
+def test_flush_to_zero_of_the_folded_products_is_inside_the_bound():
+    """TF's folded bfloat16 batch norm flushes both x (inv gamma) and mu (inv gamma) to zero
+    (found by the flakiness guard, seed 401696828): y = 0 for a reference of -1.8 tiny, which
+    the old floor tiny (1 + inv |gamma|) rejected and tiny (2 inv |gamma| + |gamma| + 4)
+    (tolerance item 4, flush-to-zero) admits."""
+    tf_nn = pytest.importorskip("bn_reference.subjects.tensorflow").tf_nn
+    x = np.array([[-7.86e-38, 2.626e-37]], ml_dtypes.bfloat16)
+    kw = dict(axes=(1,), scale=0.125, offset=0.0, epsilon=1.0, training=True)
+    expected = batch_norm(x, (1,), 0.125, 0.0, 1.0, dtype=np.float64)
+    err = np.abs(tf_nn(x, **kw).astype(np.float64) - expected)
+    tiny = float(ml_dtypes.finfo(ml_dtypes.bfloat16).tiny)
+    assert err.max() > tiny * (1 + 0.125)  # beyond the old floor: the case is real
+    assert (err <= bound(x, (1,), 0.125, 0.0, 1.0)).all()
