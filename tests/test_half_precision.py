@@ -135,7 +135,6 @@ def test_constant_slices_are_clipped_by_epsilon(dtype):
     assert (out[:, 1] == x[:, 1]).all()
 
 
-
 def test_flush_to_zero_of_the_folded_products_is_inside_the_bound():
     """TF's folded bfloat16 batch norm flushes both x (inv gamma) and mu (inv gamma) to zero
     (found by the flakiness guard, seed 401696828): y = 0 for a reference of -1.8 tiny, which

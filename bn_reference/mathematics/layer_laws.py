@@ -18,7 +18,7 @@ import numpy as np
 
 from bn_reference.harness import checks
 from bn_reference.mathematics.reference import batch_norm
-from bn_reference.mathematics.tolerance import inv_relative_error, bound, finfo, moment_error, unit_roundoff
+from bn_reference.mathematics.tolerance import bound, finfo, flush_to_zero_floor, inv_relative_error, moment_error, unit_roundoff
 
 __all__ = [
     "keras_bn_inference_expected",
@@ -53,11 +53,11 @@ def _inference_bound_one(x64, gamma, beta, eps, dtype) -> np.ndarray:
     y = x64 * inv * gamma + beta
     # inv * gamma and x * (inv gamma) rounded, gamma stored in the variable dtype: three more
     # relative roundings; beta - 0 * inv = beta is exact, beta stored, the add and the final
-    # cast to x's dtype round; flush-to-zero of a subnormal input and output.
+    # cast to x's dtype round; flush-to-zero (tolerance item 4).
     return (
         np.abs(gamma * x64 * inv) * ((1 + e_inv) * (1 + u) ** 3 - 1)
         + 2 * u * (np.abs(beta) + np.abs(y))
-        + tiny * (1 + inv * np.abs(gamma))
+        + flush_to_zero_floor(tiny, inv, np.abs(gamma))
     )
 
 

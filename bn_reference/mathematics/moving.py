@@ -47,7 +47,7 @@ Error model (``u``, ``gamma_k``, ``E_mu``, ``E_var`` as in ``tolerance``).
    item 4 with ``E_mu = 0``, and item 3 with ``E_var = 0`` (only eps's storage), i.e.::
 
        B = |gamma x_hat| (e_inv + 4u) + 3u (|x| + |mm|) inv |gamma| (1 + e_inv)
-         + 2u (|beta| + |y|) + tiny (1 + inv |gamma|)
+         + 2u (|beta| + |y|) + tiny (2 inv |gamma| + |gamma| + 4)
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ from bn_reference.harness import checks
 from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.reference import batch_norm
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
-from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, moment_error, unit_roundoff
+from bn_reference.mathematics.tolerance import bound, finfo, flush_to_zero_floor, gamma, in_safe_domain, moment_error, unit_roundoff
 
 __all__ = [
     "MovingCase",
@@ -235,7 +235,7 @@ def _inference_model(x64, mean, var, g, beta, eps, dtype):
             np.abs(g * x_hat) * (e + 4 * u)
             + 3 * u * (np.abs(x64) + np.abs(mean)) * inv * ag * (1 + e)
             + 2 * u * (np.abs(beta) + np.abs(y))
-            + tiny * (1 + inv * ag)
+            + flush_to_zero_floor(tiny, inv, ag)
         )
     return np.where(np.isnan(b), np.inf, b)
 

@@ -184,6 +184,7 @@ __all__ = [
     "in_safe_domain",
     "times",
     "inv_relative_error",
+    "flush_to_zero_floor",
 ]
 
 # The accumulation contracts (item 6): "float32" (default: half precision reduced in
@@ -287,6 +288,12 @@ def inv_relative_error(delta: np.ndarray, denom: np.ndarray, u: float) -> np.nda
     return np.where(np.isfinite(up), np.maximum(up, down) * (1 + 3 * u) + 3 * u, np.inf)
 
 
+def flush_to_zero_floor(tiny: float, inv, gamma_abs):
+    """Item 4's floor ``tiny (2 inv |gamma| + |gamma| + 4)``: the input and every value formed
+    in x's dtype may be flushed to zero, each losing less than ``tiny`` in its own units."""
+    return tiny * (2 * inv * gamma_abs + gamma_abs + 4)
+
+
 def _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation="float32") -> np.ndarray:
     fi = finfo(dtype)
     u, tiny = unit_roundoff(dtype), float(fi.tiny)
@@ -309,7 +316,7 @@ def _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation="float32") -
             + me.mean * inv * g * (1 + e_inv)
             + 3 * u * (np.abs(x64) + np.abs(me.mu)) * inv * g * (1 + e_inv)
             + 2 * u * (np.abs(beta) + np.abs(y))
-            + tiny * (2 * inv * g + g + 4)  # item 4: flush-to-zero of x and of each value formed
+            + flush_to_zero_floor(tiny, inv, g)
         )
     return np.where(np.isnan(b), np.inf, b)
 
