@@ -32,6 +32,7 @@ import re
 import numpy as np
 
 from bn_reference.harness.checks import Call, LawViolation, plain
+from bn_reference.mathematics.reference import first_of_each_slice
 
 __all__ = [
     "SMALL",
@@ -86,7 +87,7 @@ def describe_array(a, axes=None) -> str:
     f = _as_float(a)
     parts = []
     if axes and all(0 <= ax < a.ndim for ax in axes):
-        first = a[tuple(slice(0, 1) if i in axes else slice(None) for i in range(a.ndim))]
+        first = first_of_each_slice(a, axes)
         if np.array_equal(np.broadcast_to(first, a.shape), a, equal_nan=True):
             kept = np.squeeze(first, axis=tuple(axes))
             values = _nested(kept) if kept.size <= SMALL else describe_array(kept)

@@ -299,17 +299,11 @@ def grad_cases(data, subject, dtype="float32"):
     return case, _draw_dy(data, case)
 
 
-def _constant_slices(case):
-    """``case`` with every slice constant: x's first element along the reduced axes, repeated."""
-    first = case.x[tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim))]
-    return bst.replace(case, x=np.broadcast_to(first, case.x.shape).copy())
-
-
 @functools.lru_cache(maxsize=64)
 def degenerate_cases(dtype="float32", axes_sets=None):
     """Cases with ``var = 0`` in every slice (item 7): N = 1 (``single_element_cases``), or
     small shapes with every slice constant; inside the forward's safe domain."""
-    constant = bst.bn_cases(dtypes=(dtype,), shape_strategy=bst.shapes(max_dims=4), axes_sets=axes_sets).map(_constant_slices)
+    constant = bst.bn_cases(dtypes=(dtype,), shape_strategy=bst.shapes(max_dims=4), axes_sets=axes_sets).map(bst.with_constant_slices)
     safe = lambda c: in_safe_domain(c.x, c.axes, c.scale, c.offset, c.epsilon)  # noqa: E731
     return st.one_of(bst.single_element_cases(dtype, axes_sets), constant.filter(safe))
 

@@ -24,7 +24,19 @@ import numpy as np
 
 from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
+__all__ = ["first_of_each_slice", "first_of_each_slice_index", "moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
+
+
+def first_of_each_slice_index(ndim: int, axes) -> tuple:
+    """The index selecting, in an array of ``ndim`` dimensions, position 0 on every reduced
+    axis and everything on the others: ``x[index]`` is K_p, keepdims."""
+    return tuple(slice(0, 1) if a in axes else slice(None) for a in range(ndim))
+
+
+def first_of_each_slice(x: np.ndarray, axes) -> np.ndarray:
+    """K_p = x at index 0 on every reduced axis (one element of each slice p), keepdims: the
+    shift of the shifted one-pass moments, the value of a constant slice."""
+    return x[first_of_each_slice_index(x.ndim, axes)]
 
 
 def moments(x: np.ndarray, axes, *, keepdims: bool = True, dtype=None):

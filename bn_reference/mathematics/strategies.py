@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from bn_reference.harness.checks import count_example
+from bn_reference.mathematics.reference import first_of_each_slice, first_of_each_slice_index
 from bn_reference.mathematics.tolerance import finfo, in_safe_domain, unit_roundoff
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "draw_case",
     "assume_safe",
     "replace",
+    "with_constant_slices",
     "square_shapes",
     "spread_regimes",
     "epsilon_comparable_cases",
@@ -275,8 +277,7 @@ def resolvable_constant_slices(x: np.ndarray, axes, epsilon) -> np.ndarray:
         return x
     limit = max_condition(x.dtype) * math.sqrt(float(epsilon))
     x64 = x.astype(np.float64)
-    first = x64[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
-    constant = np.all(x64 == first, axis=tuple(axes), keepdims=True)
+    constant = np.all(x64 == first_of_each_slice(x64, axes), axis=tuple(axes), keepdims=True)
     if not constant.any():
         return x
     return np.where(constant, np.clip(x64, -limit, limit), x64).astype(x.dtype)
@@ -623,6 +624,12 @@ def poisoned_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"
     return PoisonedCase(replace(clean, x=x), clean, index, value)
 
 
+def with_constant_slices(case: BNCase) -> BNCase:
+    """``case`` with every slice constant: x's first element of each slice, repeated over the
+    slice (sigma^2 = 0 exactly, in every dtype)."""
+    return replace(case, x=np.broadcast_to(first_of_each_slice(case.x, case.axes), case.x.shape).copy())
+
+
 def _kept_only(case: BNCase, index) -> BNCase:
     """``case`` restricted to ``x[index]`` (a tuple of slices), with per-feature scale and
     offset restricted the same way on the axes where they are not broadcast."""
@@ -641,7 +648,7 @@ def single_element_cases(dtype="float32", axes_sets=None, accumulation="float32"
     """Cases whose reduced axes all have size 1 (N = 1): the first element along each."""
 
     def one(case):
-        return _kept_only(case, tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim)))
+        return _kept_only(case, first_of_each_slice_index(case.x.ndim, case.axes))
 
     def safe(case):  # sigma^2 = 0 now: inv = 1/sqrt(eps) may push the products out of the domain
         return in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon, accumulation=case.accumulation)
@@ -709,8 +716,7 @@ def huge_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
         )
     )
     if draw(st.booleans()):
-        first = case.x[tuple(slice(0, 1) if a in case.axes else slice(None) for a in range(case.x.ndim))]
-        case = replace(case, x=np.broadcast_to(first, case.x.shape).copy())
+        case = with_constant_slices(case)
     k = max(0, _largest_safe_exponent(case) - draw(st.integers(0, 3)))
     huge = _scaled(case, k)
     assume_safe(huge)

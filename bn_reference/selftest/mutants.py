@@ -32,6 +32,7 @@ import functools
 import numpy as np
 
 from bn_reference.subjects import check_call, supports
+from bn_reference.mathematics.reference import first_of_each_slice
 from bn_reference.mathematics.validation import check_x, normalize_axes
 
 __all__ = ["MUTANTS", "CORRECT", "specs"]
@@ -99,17 +100,11 @@ def _global_mean_moments(x, axes):
     return mu, np.square(x - mu).mean(axis=axes, keepdims=True)
 
 
-def _first_of_slice(x, axes):
-    """K: the first element of each slice (index 0 on every reduced axis), keepdims."""
-    index = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
-    return x[index]
-
-
 def _shifted_one_pass(x, axes):
     """One pass over d = x - K (K a sample of the slice): var = E[d^2] - E[d]^2, mu = K + E[d].
     Shifting by a sample keeps E[d]^2 within the spread, so there is no catastrophic
     cancellation (unlike the naive E[x^2] - E[x]^2)."""
-    k = _first_of_slice(x, axes)
+    k = first_of_each_slice(x, axes)
     d = x - k
     m1 = d.mean(axis=axes, keepdims=True)
     m2 = np.square(d).mean(axis=axes, keepdims=True)
