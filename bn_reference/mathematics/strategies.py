@@ -316,14 +316,14 @@ def resolvable_offset(offset, scale, x: np.ndarray, axes, epsilon):
     return np.clip(beta, -per_feature, per_feature).astype(offset.dtype)
 
 
-# "tiny" data: magnitudes (times the dtype's smallest normal number) drawn per array. At
-# 1 and 2^-6 a flush-to-zero kernel (TF on CPU) may lose the whole signal (tolerance's
-# floor ``tiny (2 inv |gamma| + |gamma| + 4)``, item 4, is then the output's size): kept in
-# float32/float64, where they check that such data give no inf/NaN. In half precision 2^10 and 2^6, those
-# with a ``resolvable_spread`` (float16: 2^10 only, x ~ 0.06; bfloat16: both): still some
-# subnormal inputs (|z| < 2^-10 or 2^-6), squares below the half dtype's range (the float32
-# accumulation is what keeps sigma^2), but each flush costs at most tiny / ptp(x) <= 1/128
-# of the output's spread.
+# "tiny" data: magnitudes (times the dtype's smallest normal number) drawn per array. At 1
+# and 2^-6 a flush-to-zero kernel (TF on CPU) may lose the whole signal (tolerance's floor
+# ``tiny (2 inv |gamma| + |gamma| + 4)``, item 4, is then the output's size): kept in
+# float32/float64, where they check that such data give no inf/NaN. In half precision 2^10
+# and 2^6, those with a ``resolvable_spread`` (float16: 2^10 only, x ~ 0.06; bfloat16:
+# both): still some subnormal inputs (|z| < 2^-10 or 2^-6), squares below the half dtype's
+# range (the float32 accumulation is what keeps sigma^2), but each flush costs at most
+# tiny / ptp(x) <= 1/128 of the output's spread.
 TINY_MAGNITUDES = {"default": (2.0**20, 1.0, 2.0**-6), "half": (2.0**10, 2.0**6)}
 
 

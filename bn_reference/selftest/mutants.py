@@ -31,9 +31,9 @@ import functools
 
 import numpy as np
 
-from bn_reference.subjects import check_call, supports
 from bn_reference.mathematics.reference import first_of_each_slice
 from bn_reference.mathematics.validation import check_x, normalize_axes
+from bn_reference.subjects import check_call, supports
 
 __all__ = ["MUTANTS", "CORRECT", "specs"]
 
