@@ -269,7 +269,8 @@ def isolation_cost(n: int = 200) -> dict:
     kill (a fork of the warm server)."""
     import numpy as np
 
-    from bn_reference.harness import isolation, watchdog
+    from bn_reference.harness import isolation
+    from bn_reference.mathematics import watchdog
     from bn_reference.subjects import load_subject
 
     subjects = [load_subject(s) for s in ("reference", "tf_nn")]

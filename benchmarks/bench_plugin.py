@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from bn_reference.harness.checks import CELL_KEY as _CELL_KEY, EXAMPLES_KEY as _EXAMPLES_KEY, SUBJECT_SECONDS_KEY as _SUBJECT_SECONDS_KEY
+from bn_reference.mathematics.checks import CELL_KEY as _CELL_KEY, EXAMPLES_KEY as _EXAMPLES_KEY, SUBJECT_SECONDS_KEY as _SUBJECT_SECONDS_KEY
 
 _failed_subjects: set[str] = set()
 

@@ -10,12 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bn_reference.subjects._framework import install_hint
+
+pytest.importorskip("tensorflow", reason=install_hint("tensorflow", "tensorflow"))  # the laws of the built-in TF layers
+
 from bn_reference.subjects import keras_layers as layers
 from bn_reference.mathematics import strategies as bst
 from bn_reference.subjects._tf import keras
-from bn_reference.harness.checks import assert_within
+from bn_reference.mathematics.checks import assert_within
 from bn_reference.mathematics.laws import check_agreement, check_unit_variance
-from bn_reference.mathematics.layer_laws import (
+from bn_reference.subjects.keras_laws import (
     check_fused_reserve_space,
     check_fused_statistics,
     check_keras_bn_inference,

@@ -1,7 +1,7 @@
 """Mixed precision: the seed layer and Keras' BatchNormalization / LayerNormalization under
 the Keras policy ``mixed_float16`` (compute float16, variables float32).
 
-Each example builds its layer inside ``layer_laws.keras_policy("mixed_float16")``, which
+Each example builds its layer inside ``keras_laws.keras_policy("mixed_float16")``, which
 restores the previous global policy whatever happens; the autouse fixture checks that
 no test leaves the policy changed. The input is float32, as a mixed-precision model's
 input usually is; the layer casts it to float16, so the law is stated on the
@@ -12,11 +12,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from bn_reference.subjects._framework import install_hint
+
+pytest.importorskip("tensorflow", reason=install_hint("tensorflow", "tensorflow"))  # the laws of the built-in TF layers
+
 from bn_reference.subjects import keras_layers as layers
 from bn_reference.mathematics import strategies as bst
 from bn_reference.subjects._tf import keras
 from bn_reference.subjects.seed_notebook import SeedBatchNorm
-from bn_reference.mathematics.layer_laws import check_mixed_precision, keras_policy
+from bn_reference.subjects.keras_laws import check_mixed_precision, keras_policy
 from bn_reference.mathematics.tolerance import in_safe_domain
 
 pytestmark = pytest.mark.layers

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from bn_reference.mathematics import moving
 from bn_reference.mathematics import strategies as bst
+from bn_reference.subjects import keras_laws
+from bn_reference.subjects._framework import install_hint
 
 # fit/predict build tf.functions: about a second per example, so the model law draws fewer.
 MODEL_EXAMPLES = 8
@@ -49,4 +51,5 @@ def test_inference_uses_moving_statistics(subject, training, data):
 def test_model_propagates_training(case):
     """In a keras.Model: fit (SGD lr=0) applies the update once per batch; predict(x) and
     model(x) normalize with the moving statistics; model(x, training=True) with the batch's."""
-    moving.check_model_propagates_training(moving.keras_bn, case)
+    pytest.importorskip("tensorflow", reason=install_hint("tensorflow", "tensorflow"))
+    keras_laws.check_model_propagates_training(keras_laws.keras_bn, case)

@@ -6,7 +6,7 @@ float32 in shortest-repr form, so ``np.float32(text)`` is exactly the value TF 2
 computed. Every test's docstring names the cells it uses; every failure message names
 the cell of the element that failed.
 
-Every comparison goes through ``bn_reference.harness.checks.assert_within`` with a bound from
+Every comparison goes through ``bn_reference.mathematics.checks.assert_within`` with a bound from
 the error model (``bn_reference.mathematics.tolerance``):
 
 * reproduction: today's result (TF 2.21) and the printed one (TF 2.1) are each within
@@ -34,8 +34,12 @@ import numpy as np
 import pytest
 
 from bn_reference import batch_norm, bound, moments
+from bn_reference.subjects._framework import install_hint
+
+pytest.importorskip("tensorflow", reason=install_hint("tensorflow", "tensorflow"))  # the laws of the built-in TF layers
+
 from bn_reference.subjects._tf import tf
-from bn_reference.harness.checks import assert_within
+from bn_reference.mathematics.checks import assert_within
 from bn_reference.subjects.seed_notebook import SeedBatchNorm
 from bn_reference.mathematics.tolerance import finfo, moment_error, unit_roundoff
 

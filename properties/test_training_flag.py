@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import strategies as bst
-from bn_reference.harness.checks import assert_identical
+from bn_reference.mathematics.checks import assert_identical
 from bn_reference.mathematics.laws import call
 
 

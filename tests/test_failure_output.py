@@ -22,7 +22,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from bn_reference.harness import checks, failure
+from bn_reference.harness import failure
+from bn_reference.mathematics import checks
 from bn_reference.harness.report import SCHEMA
 from bn_reference.mathematics import laws
 from bn_reference.mathematics.reference import batch_norm, first_of_each_slice

@@ -43,7 +43,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bn_reference.harness import watchdog
+from bn_reference.mathematics import watchdog
 
 from .test_plugin import run_pytest
 

@@ -10,7 +10,7 @@ from bn_reference.subjects import keras_layers as layers
 from bn_reference.subjects._tf import keras, tf
 from bn_reference.mathematics.laws import check_agreement, check_unit_variance
 from bn_reference.subjects.seed_notebook import SeedBatchNorm
-from bn_reference.mathematics.layer_laws import (
+from bn_reference.subjects.keras_laws import (
     check_fused_reserve_space,
     check_fused_statistics,
     check_keras_bn_inference,

@@ -17,7 +17,7 @@ from hypothesis import given
 
 from bn_reference.mathematics import moving
 from bn_reference.harness.profiles import probe_settings
-from bn_reference.subjects import Subject
+from bn_reference.subjects import Subject, keras_laws
 from bn_reference.subjects._tf import keras, tf
 from bn_reference.subjects.keras_layers import KerasMovingBN, keras_bn_axes
 from bn_reference.subjects.running_stats import TorchRunningBN
@@ -119,7 +119,7 @@ def failure(name, target):
     or a Keras layer class for the keras.Model law), or None."""
     strategy, check = CHECKS[name]
     if check is None:  # the keras.Model law takes a layer factory
-        strategy, check, target = strategy(None), moving.check_model_propagates_training, factory(target)
+        strategy, check, target = strategy(None), keras_laws.check_model_propagates_training, factory(target)
     else:
         strategy = strategy(target)
 
@@ -164,7 +164,7 @@ def test_unbiased_differs_from_biased():
     """Sanity for the unbiased mutant: on one (4, 2) batch with momentum 0 its moving
     variance is 4/3 of the real layer's."""
     x = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
-    real, mut = moving.keras_bn(axis=1, momentum=0.0, epsilon=1e-3), factory(UnbiasedMovingVarianceBN)(axis=1, momentum=0.0, epsilon=1e-3)
+    real, mut = keras_laws.keras_bn(axis=1, momentum=0.0, epsilon=1e-3), factory(UnbiasedMovingVarianceBN)(axis=1, momentum=0.0, epsilon=1e-3)
     real(x, training=True)
     mut(x, training=True)
     np.testing.assert_allclose(mut.moving_variance.numpy(), real.moving_variance.numpy() * 4 / 3, rtol=1e-5)

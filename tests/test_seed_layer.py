@@ -14,7 +14,7 @@ import pytest
 
 from bn_reference import batch_norm, bound
 from bn_reference.subjects._tf import tf
-from bn_reference.harness.checks import assert_within
+from bn_reference.mathematics.checks import assert_within
 from bn_reference.subjects.seed_notebook import SeedBatchNorm, custom_bn
 
 pytestmark = pytest.mark.meta

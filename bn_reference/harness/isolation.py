@@ -42,7 +42,7 @@ import traceback
 import numpy as np
 import pytest
 
-from bn_reference.harness import watchdog
+from bn_reference.mathematics import watchdog
 from bn_reference.harness.options import nonnegative
 
 __all__ = ["SubjectCrashed", "SubjectMemoryLimit", "Isolator", "default_memory_mb", "STARTUP_SECONDS"]

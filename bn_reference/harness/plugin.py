@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from bn_reference.harness import activation, checks, failure
+from bn_reference.harness import activation, failure
 from bn_reference.harness import report as report_mod
+from bn_reference.mathematics import checks
 from bn_reference.harness import repro
 from bn_reference.subjects.deviations import deviation_for
 from bn_reference.harness.profiles import PROFILES, default_profile, register_profiles
-from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, load_subject
+from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, default_specs, load_subject
 from bn_reference.subjects.signature import check_signature
+from bn_reference.properties import BUILT_IN_LAW_MODULES
 
 # Guards against hostile subjects: a per-call timeout, and surviving a worker's death.
 pytest_plugins = ("bn_reference.harness.watchdog", "bn_reference.harness.crashes", "bn_reference.harness.exampledb", "bn_reference.harness.determinism", "bn_reference.harness.isolation")
@@ -87,7 +89,7 @@ def selected_specs(config) -> tuple[list[str], bool]:
         specs = [s.strip() for s in os.environ["BN_IMPL"].split(",") if s.strip()]
     if specs:
         return list(dict.fromkeys(specs)), True
-    return list(BUILTINS), False
+    return default_specs()[0], False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -148,6 +150,8 @@ def pytest_report_header(config):
     names = ", ".join(s.spec for s in subjects_of(config))
     origin = "chosen with --bn-impl/BN_IMPL" if config.stash[_USER_CHOSEN] else "built-in"
     lines = [f"bn-props subjects ({origin}): {names}", f"bn-props hypothesis profile: {settings._current_profile}"]
+    if not config.stash[_USER_CHOSEN]:
+        lines += [f"bn-props: built-in {spec} not checked: {why}" for spec, why in default_specs()[1].items()]
     lines.append("bn-props error-model contract (tolerance item 6): " + report_mod.contracts_line(report_mod.contracts(subjects_of(config))))
     lines += activation.header(config)
     if config.stash[_USER_CHOSEN]:
@@ -172,6 +176,17 @@ def cell_key(spec: str, name: str, callspec_id: str) -> tuple[str, str]:
     ``("reference", "test_inference_returns_input[float32-training=None]")``."""
     rest = callspec_id.removeprefix(spec).lstrip("-")
     return spec, name + (f"[{rest}]" if rest else "")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Checking chosen subjects, the suite's modules of built-in layer laws (no property there
+    takes a subject: ``bn_reference.properties.BUILT_IN_LAW_MODULES``) are not even imported:
+    they would be deselected, and they import TensorFlow."""
+    if not activation.is_active(config) or not config.stash[_USER_CHOSEN]:
+        return None
+    if collection_path.name in BUILT_IN_LAW_MODULES and collection_path.resolve().parent == activation.suite_dir():
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,6 +10,13 @@
   (``tox -e frameworks``, ``docs/conformance.md``): ~20 subjects times 4 dtypes, most of
   them compiling (XLA) per new shape, so few examples per cell; each cell reproducible and
   each failure shrunk to its smallest input.
+* ``verdict``: ``ci``'s examples (derandomized, 200, stop at the first failure) without
+  shrinking: the same verdict in every cell, since a property fails exactly when one of the
+  generated examples fails, and shrinking only looks for a smaller one. For the self-tests
+  that need verdicts, not readable examples: the kill matrices (a caught mutant's failure is
+  the point, its smallest input is not) and the strict known deviations under ``ci``
+  (``bn_reference.subjects.deviations``: a known deviation must still fail; it is shrunk in
+  the conformance report, not in every CI run).
 * ``replay``: no generation: only the failures saved in the example database (local, and
   the shared one given with ``--bn-db``) are run, e.g. to reproduce what CI found.
 
@@ -52,6 +59,7 @@ _OPTIONS = {
     "ci": dict(max_examples=200, derandomize=True, database=None, phases=_NO_EXPLAIN, report_multiple_bugs=False),
     "thorough": dict(max_examples=2500, phases=_NO_EXPLAIN),
     "explore": dict(max_examples=100, phases=[Phase.generate], database=None),
+    "verdict": dict(max_examples=200, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False),
     "replay": dict(phases=[Phase.explicit, Phase.reuse, Phase.shrink]),
     "conformance": dict(max_examples=20, derandomize=True, database=None, phases=_NO_EXPLAIN, report_multiple_bugs=False),
 }

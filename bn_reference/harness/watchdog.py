@@ -1,129 +1,18 @@
-"""A per-call timeout for subjects: a subject that hangs fails the property it hangs in,
-and the run goes on with the next test.
-
-``call(fn, *args, **kwargs)`` runs ``fn`` under a ``SIGALRM`` timer (``signal.setitimer``,
-two system calls per call, no thread or process). On expiry the signal handler raises
-``SubjectTimeout`` inside the subject, which derives from ``BaseException``, not
-``Exception``: Hypothesis (checked on 6.170) treats only ``Exception``, ``SystemExit``,
-``GeneratorExit`` and pytest's ``Failed`` as a test failure to shrink and replay; anything
-else propagates at once. So a hang costs one timeout per property, not one per shrink step,
-and pytest reports that test as failed, naming it.
-
-The timer is set only on the main thread of a platform with ``SIGALRM`` (POSIX); elsewhere
-the call runs unguarded. A timer someone else armed (pytest-timeout's ``signal`` method)
-is honoured: the earlier deadline wins, and the outer timer is re-armed with what is left of
-it afterwards. A hang inside native code that never returns to the interpreter cannot be
-interrupted by a Python signal handler; ``pytest-timeout --timeout-method=thread`` kills
-the process instead, which under xdist is a worker crash (``bn_reference.harness.crashes``).
-
-With ``--bn-isolate`` (``bn_reference.harness.isolation``) ``call`` hands every call to a
-child process instead (``delegate``), which enforces the same limit as a hard deadline.
-
-Option ``--bn-call-timeout SECONDS`` (env ``BN_CALL_TIMEOUT``; default ``DEFAULT_SECONDS``,
-generous because TF's first call in a process and a loaded CI machine are slow; 0 disables).
+"""The per-call timeout's pytest side: option ``--bn-call-timeout SECONDS`` (env
+``BN_CALL_TIMEOUT``; default ``DEFAULT_SECONDS``; 0 disables), and the running test's name
+for the message. The mechanism (``call``, ``SubjectTimeout``) is
+``bn_reference.mathematics.watchdog``, which the laws call through.
 """
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 
 import pytest
 
 from bn_reference.harness.options import nonnegative
+from bn_reference.mathematics.watchdog import DEFAULT_SECONDS, configure, running
 
-__all__ = ["SubjectTimeout", "call", "configure", "delegate", "DEFAULT_SECONDS"]
-
-DEFAULT_SECONDS = 120.0
-_HAVE_ALARM = hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
-_MAIN = threading.main_thread()
-
-_seconds = DEFAULT_SECONDS  # set by ``configure`` (pytest_configure in every process)
-_test_id: str | None = None  # the running test's node id, for the message
-_active: "_Guard | None" = None  # the guarded call in progress
-_delegate = None  # isolation mode's call(fn, *args, **kwargs), or None
-
-
-class SubjectTimeout(BaseException):
-    """A subject call exceeded ``--bn-call-timeout``. A ``BaseException`` so that
-    Hypothesis reports it at once instead of shrinking (re-running) a hanging example."""
-
-
-class _Guard:
-    """One guarded call: what to name on expiry, and the outer timer it displaced."""
-
-    __slots__ = ("fn", "seconds", "previous", "outer_first", "outer_fired")
-
-    def __init__(self, fn, seconds, previous, outer_first):
-        self.fn, self.seconds, self.previous, self.outer_first = fn, seconds, previous, outer_first
-        self.outer_fired = False
-
-
-def configure(seconds: float) -> None:
-    """Set the per-call limit in seconds (0 or less: no limit)."""
-    global _seconds
-    _seconds = float(seconds)
-
-
-def delegate(handler) -> None:
-    """Route every ``call`` to ``handler(fn, *args, **kwargs)`` (isolation mode); None: back
-    to the in-process timer."""
-    global _delegate
-    _delegate = handler
-
-
-def _name(fn) -> str:
-    return getattr(fn, "spec", None) or getattr(fn, "__qualname__", None) or repr(fn)
-
-
-def _on_alarm(signum, frame):
-    guard = _active
-    if guard is None:  # a stray alarm after the call returned
-        return None
-    if guard.outer_first:  # the outer timer's deadline came first: its handler's turn
-        guard.outer_fired = True
-        return guard.previous(signum, frame) if callable(guard.previous) else None
-    where = f"{_test_id}: " if _test_id else ""
-    raise SubjectTimeout(
-        f"{where}subject {_name(guard.fn)!r} did not return within {guard.seconds:g} s "
-        f"(per-call limit: --bn-call-timeout SECONDS or BN_CALL_TIMEOUT; 0 disables)"
-    )
-
-
-def call(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, raising ``SubjectTimeout`` if it runs longer than the
-    configured limit (main thread with SIGALRM only; otherwise unguarded), or through the
-    isolation mode's child process when it is on (``delegate``)."""
-    __tracebackhide__ = True  # a failure's traceback goes from the property to the subject's code
-    global _active
-    if _delegate is not None:
-        return _delegate(fn, *args, **kwargs)
-    seconds = _seconds
-    if seconds <= 0 or not _HAVE_ALARM or _active is not None or threading.current_thread() is not _MAIN:
-        return fn(*args, **kwargs)
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    started = time.monotonic() if outer_delay else 0.0
-    guard = _active = _Guard(fn, seconds, previous, 0 < outer_delay <= seconds)
-    if guard.outer_first:
-        signal.setitimer(signal.ITIMER_REAL, outer_delay)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _active = None
-        if previous is not None:
-            signal.signal(signal.SIGALRM, previous)
-        if guard.outer_fired:  # the outer deadline was handled; only a periodic timer goes on
-            if outer_interval:
-                signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
-        elif outer_delay:
-            left = outer_delay - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), outer_interval)
-
-
-# -- pytest plugin (loaded by bn_reference.harness.plugin) ------------------------------------------
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_call"]
 
 
 _seconds_arg = nonnegative("--bn-call-timeout/BN_CALL_TIMEOUT", "seconds")
@@ -153,9 +42,8 @@ def pytest_configure(config):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    global _test_id
-    _test_id = item.nodeid
+    running(item.nodeid)
     try:
         return (yield)
     finally:
-        _test_id = None
+        running(None)

@@ -126,7 +126,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from bn_reference.harness import checks
+from bn_reference.mathematics import checks
 from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import _subject_call  # the watchdog-guarded, timed call
 from bn_reference.mathematics.reference import batch_norm_vjp, normalized, reduce_to

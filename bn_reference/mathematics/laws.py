@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 
-from bn_reference.harness import checks
-from bn_reference.harness import watchdog
+from bn_reference.mathematics import checks
+from bn_reference.mathematics import watchdog
 from bn_reference.mathematics.reference import batch_norm, moments, normalized
 from bn_reference.mathematics.strategies import BNCase
 from bn_reference.mathematics.tolerance import bound, moment_error, times

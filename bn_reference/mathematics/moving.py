@@ -57,7 +57,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from bn_reference.harness import checks
+from bn_reference.mathematics import checks
 from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.reference import batch_norm
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
@@ -66,7 +66,6 @@ from bn_reference.mathematics.tolerance import bound, finfo, flush_to_zero_floor
 __all__ = [
     "MovingCase",
     "moving_cases",
-    "keras_bn",
     "new_stateful",
     "stateful_cases",
     "stored",
@@ -76,7 +75,9 @@ __all__ = [
     "inference_bound",
     "check_momentum_update",
     "check_inference_uses_moving_stats",
-    "check_model_propagates_training",
+    "check_moving_statistics",
+    "check_inference_output",
+    "check_batch_statistics",
 ]
 
 MOMENTA = (0.99, 0.9, 0.0, 0.3, 0.5)
@@ -158,22 +159,6 @@ def stateful_cases(subject, **kwargs):
     return strategy if refusal is None else strategy.filter(lambda c: refusal(c.x_test.shape, c.axes) is None)
 
 
-def keras_bn(*, axis, momentum, epsilon):
-    """The real layer: ``keras.layers.BatchNormalization`` (float32)."""
-    from bn_reference.subjects._tf import keras
-
-    return keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, dtype="float32")
-
-
-def _stored(layer):
-    return (np.asarray(layer.moving_mean.numpy(), dtype=np.float64), np.asarray(layer.moving_variance.numpy(), dtype=np.float64))
-
-
-# --------------------------------------------------------------------------------------
-# The laws and their bounds (float64)
-# --------------------------------------------------------------------------------------
-
-
 def _bessel(batch, axes) -> float:
     n = int(np.prod([batch.shape[a] for a in axes]))
     return n / (n - 1)
@@ -252,8 +237,8 @@ def inference_bound(x, mean, var, gamma_, beta, epsilon, dtype=np.float32) -> np
 # --------------------------------------------------------------------------------------
 
 
-def _check_moving(layer, batches, case: MovingCase, *, law: str, unbiased: bool = False, read=None) -> None:
-    mm, mv = (read or _stored)(layer)
+def check_moving_statistics(layer, batches, case: MovingCase, *, law: str, unbiased: bool = False, read=None) -> None:
+    mm, mv = (read or stored)(layer)
     want_m, want_v = expected_moving(batches, case.axes, case.momentum, unbiased=unbiased)
     tol_m, tol_v = moving_bound(batches, case.axes, case.momentum, unbiased=unbiased)
     var = "N/(N-1) var_A(x) (unbiased)" if unbiased else "var_A(x) (biased)"
@@ -261,15 +246,15 @@ def _check_moving(layer, batches, case: MovingCase, *, law: str, unbiased: bool 
     checks.assert_within(mv, want_v, tol_v, law=f"{law}: moving_var = m moving_var + (1 - m) {var}")
 
 
-def _check_inference(y, layer, case: MovingCase, *, law: str, read=None) -> None:
-    mm, mv = (case.kept(s) for s in (read or _stored)(layer))
+def check_inference_output(y, layer, case: MovingCase, *, law: str, read=None) -> None:
+    mm, mv = (case.kept(s) for s in (read or stored)(layer))
     g, b = case.kept(case.gamma), case.kept(case.beta)
     want = inference_output(case.x_test, mm, mv, g, b, case.epsilon)
     tol = inference_bound(case.x_test, mm, mv, g, b, case.epsilon)
     checks.assert_within(np.asarray(y), want, tol, law=f"{law}: y = (x - moving_mean)/sqrt(moving_var + eps) gamma + beta", x=case.x_test)
 
 
-def _check_batch_stats(y, case: MovingCase, *, law: str) -> None:
+def check_batch_statistics(y, case: MovingCase, *, law: str) -> None:
     g, b = case.kept(case.gamma), case.kept(case.beta)
     want = batch_norm(case.x_test, case.axes, g, b, case.epsilon, dtype=np.float64)
     tol = bound(case.x_test, case.axes, g, b, case.epsilon)
@@ -321,7 +306,7 @@ def check_momentum_update(subject, case: MovingCase) -> None:
     layer = _trained(subject, case)
     read = lambda obj: stored(obj, case.gamma.size)  # noqa: E731
     unbiased = subject.conventions[1] == "unbiased"
-    _check_moving(layer, case.batches, case, law=f"after {len(case.batches)} training calls", unbiased=unbiased, read=read)
+    check_moving_statistics(layer, case.batches, case, law=f"after {len(case.batches)} training calls", unbiased=unbiased, read=read)
 
 
 def check_inference_uses_moving_stats(subject, case: MovingCase, training) -> None:
@@ -331,29 +316,6 @@ def check_inference_uses_moving_stats(subject, case: MovingCase, training) -> No
     read = lambda obj: stored(obj, case.gamma.size)  # noqa: E731
     before = read(layer)
     y = layer(case.x_test.copy(), training=training)
-    _check_inference(y, layer, case, law=f"layer(x, training={training})", read=read)
+    check_inference_output(y, layer, case, law=f"layer(x, training={training})", read=read)
     after = read(layer)
     assert all(np.array_equal(p, q) for p, q in zip(before, after)), f"training={training} changed the moving statistics"
-
-
-def check_model_propagates_training(factory, case: MovingCase) -> None:
-    """A functional ``keras.Model`` around the layer: ``fit`` (SGD, learning rate 0, so only
-    the moving statistics can change; one epoch, the batches in order) performs one update
-    per batch; ``predict`` and ``model(x)`` use the moving statistics; ``model(x,
-    training=True)`` the batch's own."""
-    from bn_reference.subjects._tf import keras
-
-    assert case.axis != 0, "the model's batch axis must be a reduced axis"
-    inputs = keras.Input(shape=case.x_test.shape[1:], batch_size=None)
-    layer = factory(axis=case.axis, momentum=case.momentum, epsilon=case.epsilon)
-    model = keras.Model(inputs, layer(inputs))
-    layer.gamma.assign(case.gamma)
-    layer.beta.assign(case.beta)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
-    data = np.concatenate(case.batches, axis=0)
-    model.fit(data, np.zeros_like(data), batch_size=case.x_test.shape[0], epochs=1, shuffle=False, verbose=0)
-    _check_moving(layer, case.batches, case, law="model.fit, one update per batch")
-    _check_inference(model.predict(case.x_test, verbose=0), layer, case, law="model.predict(x)")
-    _check_inference(model(case.x_test), layer, case, law="model(x)")
-    _check_batch_stats(model(case.x_test, training=True), case, law="model(x, training=True)")
-

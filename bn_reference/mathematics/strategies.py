@@ -23,7 +23,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bn_reference.harness.checks import count_example
+from bn_reference.mathematics.checks import count_example
+from bn_reference.mathematics.describe import describe_value
 from bn_reference.mathematics.reference import first_of_each_slice, first_of_each_slice_index
 from bn_reference.mathematics.tolerance import finfo, in_safe_domain, unit_roundoff
 
@@ -158,9 +159,7 @@ class BNCase:
 
     def __repr__(self) -> str:
         """One line, plain numbers: x as ``dtype shape`` and its values when small, a summary
-        when large (``failure.describe_array``), then the arguments and how x was made."""
-        from bn_reference.harness.failure import describe_value
-
+        when large (``describe.describe_array``), then the arguments and how x was made."""
         return (
             f"BNCase(x={describe_value(self.x, self.axes)}, axes={describe_value(self.axes)}, "
             f"scale={describe_value(self.scale)}, offset={describe_value(self.offset)}, "

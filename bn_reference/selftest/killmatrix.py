@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from bn_reference.harness.checks import RATIO_KEY
+from bn_reference.mathematics.checks import RATIO_KEY
 from bn_reference.harness.ids import split_id  # the one test-id parser (the crash handler uses it too)
 
 __all__ = [

@@ -49,21 +49,36 @@ or ``module:attr`` (``attr`` may be dotted) for anything importable.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from bn_reference.mathematics.tolerance import ACCUMULATIONS
+from bn_reference.subjects._framework import install_hint
 from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["Subject", "SubjectSpecError", "BUILTINS", "LAYER_SUBJECTS", "FRAMEWORK_SUBJECTS", "load_subject", "supports", "check_call"]
+__all__ = [
+    "Subject",
+    "SubjectSpecError",
+    "BUILTINS",
+    "LAYER_SUBJECTS",
+    "FRAMEWORK_SUBJECTS",
+    "default_specs",
+    "load_subject",
+    "supports",
+    "check_call",
+]
 
 BUILTINS = {
     "reference": "bn_reference.mathematics.reference:reference",
     "seed_layer": "bn_reference.subjects.tensorflow:seed_layer",
     "tf_nn": "bn_reference.subjects.tensorflow:tf_nn",
 }
+# The framework each default built-in needs, and the extra that installs it: the core install
+# has no framework, so without TensorFlow the default run checks ``reference`` alone.
+BUILTIN_NEEDS = {"seed_layer": ("tensorflow", "tensorflow"), "tf_nn": ("tensorflow", "tensorflow")}
 # Built-in subjects checked only on request (``--bn-impl NAME``, or ``tox -e layers``): the
 # real Keras layers and fused kernels, slower per call than the default three.
 LAYER_SUBJECTS: dict[str, str] = {
@@ -93,6 +108,19 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
 DEFAULT_DTYPES = ("float32",)
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 DEFAULT_ACCUMULATION = "float32"
+
+
+def default_specs() -> tuple[list[str], dict[str, str]]:
+    """The built-in subjects a run without ``--bn-impl`` checks: those whose framework is
+    installed (looked up, not imported), and ``{spec: why not}`` for the others."""
+    specs, missing = [], {}
+    for spec in BUILTINS:
+        module, extra = BUILTIN_NEEDS.get(spec, (None, None))
+        if module is None or importlib.util.find_spec(module) is not None:
+            specs.append(spec)
+        else:
+            missing[spec] = install_hint(module, extra)
+    return specs, missing
 
 
 class SubjectSpecError(ValueError):

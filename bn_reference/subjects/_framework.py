@@ -18,11 +18,17 @@ import math
 
 import numpy as np
 
-__all__ = ["require", "library_version", "kept_last", "per_kept", "affine_after", "refuse_when", "FrameworkMissing"]
+__all__ = ["require", "install_hint", "library_version", "kept_last", "per_kept", "affine_after", "refuse_when", "FrameworkMissing"]
 
 
 class FrameworkMissing(ImportError):
     """An optional framework is not installed; the message names the extra that installs it."""
+
+
+def install_hint(module: str, extra: str) -> str:
+    """``"tensorflow is not installed: pip install "bn-props[tensorflow]""``: what a missing
+    framework's error or skip says."""
+    return f'{module.split(".")[0]} is not installed: pip install "bn-props[{extra}]"'
 
 
 def require(module: str, extra: str):
@@ -30,9 +36,7 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise FrameworkMissing(
-            f"this subject needs {module.split('.')[0]}, which is not installed: pip install \"bn-props[{extra}]\" ({exc})"
-        ) from exc
+        raise FrameworkMissing(f"this subject needs {install_hint(module, extra)} ({exc})") from exc
 
 
 def library_version(distribution: str) -> str:

@@ -107,11 +107,9 @@ _WORKERS: dict[str, _Worker] = {}
 def worker(backend: str) -> _Worker:
     """The (lazily started) child process for ``backend``; its framework must be installed."""
     if backend not in _WORKERS:
-        for module in (backend, "keras"):  # checked, not imported: Keras runs in the child only
+        for module, extra in ((backend, _EXTRA[backend]), ("keras", "keras")):  # checked, not imported: Keras runs in the child only
             if importlib.util.find_spec(module) is None:
-                raise FrameworkMissing(
-                    f'keras_{backend}_* need {module}, which is not installed: pip install "bn-props[{_EXTRA[backend]}]"'
-                )
+                raise FrameworkMissing(f'keras_{backend}_* need {module}, which is not installed: pip install "bn-props[{extra}]"')
         _WORKERS[backend] = _Worker(backend)
     return _WORKERS[backend]
 

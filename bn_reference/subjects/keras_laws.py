@@ -1,5 +1,6 @@
-"""What the layer-specific properties compare (``properties/test_layers.py``,
-``properties/test_mixed_precision.py``): each law as a check helper that takes the
+"""The laws of the real Keras layers and TF's fused kernel beyond the contract
+(``properties/test_layers.py``, ``properties/test_mixed_precision.py``,
+``properties/test_moving_statistics.py``'s ``keras.Model`` law): each law as a check helper that takes the
 implementation's output, so the self-tests (``tests/test_layers_bite.py``) can
 hand the same helper a deliberately broken variant and see it fail.
 
@@ -9,6 +10,12 @@ hand the same helper a deliberately broken variant and see it fail.
   Bessel-corrected, ``var * n / max(n - 1, 1)``, while y is normalized with the biased one.
 * Mixed precision (Keras policy ``mixed_float16``): variables float32, outputs float16,
   values within the float16 error model of the float16-rounded input.
+* A ``keras.Model`` around ``BatchNormalization``: ``fit`` updates the moving statistics once
+  per batch, ``predict`` and ``model(x)`` use them (``bn_reference.mathematics.moving``'s
+  checks, whose error model is framework-free).
+
+They live with the subjects, not in ``bn_reference.mathematics``, because they build Keras
+objects: the mathematics layer imports no framework.
 """
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ import contextlib
 
 import numpy as np
 
-from bn_reference.harness import checks
+from bn_reference.mathematics import checks, moving
+from bn_reference.mathematics.moving import MovingCase
 from bn_reference.mathematics.reference import batch_norm
 from bn_reference.mathematics.tolerance import bound, finfo, flush_to_zero_floor, inv_relative_error, moment_error, unit_roundoff
 
@@ -29,6 +37,8 @@ __all__ = [
     "check_fused_reserve_space",
     "keras_policy",
     "check_mixed_precision",
+    "keras_bn",
+    "check_model_propagates_training",
 ]
 
 
@@ -181,3 +191,37 @@ def check_mixed_precision(layer, y, x, axes, scale, offset, epsilon) -> None:
         law="mixed_float16 output within the float16 error model of the float16-rounded input",
         x=x16,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Keras BatchNormalization's moving statistics inside a keras.Model
+# --------------------------------------------------------------------------------------
+
+
+def keras_bn(*, axis, momentum, epsilon):
+    """The real layer: ``keras.layers.BatchNormalization`` (float32)."""
+    from bn_reference.subjects._tf import keras
+
+    return keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, dtype="float32")
+
+
+def check_model_propagates_training(factory, case: MovingCase) -> None:
+    """A functional ``keras.Model`` around the layer: ``fit`` (SGD, learning rate 0, so only
+    the moving statistics can change; one epoch, the batches in order) performs one update
+    per batch; ``predict`` and ``model(x)`` use the moving statistics; ``model(x,
+    training=True)`` the batch's own."""
+    from bn_reference.subjects._tf import keras
+
+    assert case.axis != 0, "the model's batch axis must be a reduced axis"
+    inputs = keras.Input(shape=case.x_test.shape[1:], batch_size=None)
+    layer = factory(axis=case.axis, momentum=case.momentum, epsilon=case.epsilon)
+    model = keras.Model(inputs, layer(inputs))
+    layer.gamma.assign(case.gamma)
+    layer.beta.assign(case.beta)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    data = np.concatenate(case.batches, axis=0)
+    model.fit(data, np.zeros_like(data), batch_size=case.x_test.shape[0], epochs=1, shuffle=False, verbose=0)
+    moving.check_moving_statistics(layer, case.batches, case, law="model.fit, one update per batch")
+    moving.check_inference_output(model.predict(case.x_test, verbose=0), layer, case, law="model.predict(x)")
+    moving.check_inference_output(model(case.x_test), layer, case, law="model(x)")
+    moving.check_batch_statistics(model(case.x_test, training=True), case, law="model(x, training=True)")
