@@ -95,3 +95,17 @@ def test_a_numpy_kernel_loads_no_framework(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "UPWARD []" in r.stdout, r.stdout
     assert "FRAMEWORKS []" in r.stdout, r.stdout
+
+
+def test_built_in_law_modules_are_the_ones_without_a_subject():
+    """``properties.BUILT_IN_LAW_MODULES`` (not collected when --bn-impl picks subjects) are
+    exactly the suite's modules in which no test takes a ``subject``: a module missing from
+    the list costs a user a TensorFlow import, a module wrongly in it hides properties."""
+    from bn_reference.properties import BUILT_IN_LAW_MODULES
+
+    without = []
+    for path in sorted((PACKAGE.parent / "properties").glob("test_*.py")):
+        tests = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        if not any("subject" in [a.arg for a in t.args.args + t.args.kwonlyargs] for t in tests):
+            without.append(path.name)
+    assert sorted(BUILT_IN_LAW_MODULES) == without
