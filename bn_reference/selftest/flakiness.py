@@ -97,10 +97,10 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
         seconds = time.perf_counter() - start
         cells = killmatrix.parse_cells(junit, wrong + right)
         matrix = killmatrix.parse_junit(junit, wrong + right)
-    outcomes = {(s, p, str(d)): c.outcome for s, row in cells.items() for p, by in row.items() for d, c in by.items()}
+    outcomes = killmatrix.outcomes_of(cells)
     actual = killmatrix.catches(matrix, wrong)
-    readme = (killmatrix.repo_root() / "docs" / "properties.md").read_text()
-    unproven = unproven_claims(killmatrix.readme_claims(readme), actual, outcomes)
+    readme = (killmatrix.repo_root() / killmatrix.TABLE_DOC).read_text()
+    unproven = killmatrix.unproven_claims(killmatrix.readme_claims(readme), actual, outcomes)
     return {
         "outcomes": outcomes,
         "seconds": seconds,
@@ -111,30 +111,12 @@ def kill_matrix_run(profile: str, workers: int | None, hash_seed: int, seed: int
     }
 
 
-_RAN = ("passed", "failed")  # outcomes of a cell that ran (not skipped, not an xfail)
-
-
-def unproven_claims(claims: dict, actual: dict, outcomes: dict) -> list[str]:
-    """``"property: mutant"`` for each claim of the table (``claims``, ``{property: {mutant
-    names}}``) that this run's catches (``actual``) do not bear out. A run narrowed with
-    ``-k`` checks only the claims of the properties and mutants it ran (a mutant with no
-    cell run is not judged; a mutant whose cells ran but did not fail is)."""
-    ran = {killmatrix.short_name(s) for (s, _p, _d), o in outcomes.items() if o in _RAN}
-    return sorted(
-        f"{prop}: {name}"
-        for prop, claimed in claims.items()
-        if prop in actual
-        for name in claimed - set(actual[prop])
-        if name in ran
-    )
-
-
 def escaped(outcomes: dict, mutant_specs) -> list[str]:
     """The (mutant, dtype) pairs that ran at least one property and failed none: a mutant
     must be caught in every dtype it is run in (``supports``), by some property."""
     ran: dict[tuple[str, str], bool] = {}
     for (spec, _prop, dtype), outcome in outcomes.items():
-        if spec in mutant_specs and outcome in _RAN:
+        if spec in mutant_specs and outcome in killmatrix.RAN:
             ran[spec, dtype] = ran.get((spec, dtype), False) or outcome == "failed"
     return sorted(f"{killmatrix.short_name(spec)} [{dtype}]" for (spec, dtype), caught in ran.items() if not caught)
 

@@ -216,34 +216,29 @@ def run(junit_path, profile: str = "ci", workers=2):
 
 
 def main(argv=None) -> int:
-    """``python -m bn_reference.selftest.grad_mutants [--readme]``: run the gradient properties
-    over the catalogue, print the matrix, and with ``--readme`` rewrite the gradient table of
-    ``docs/properties.md``."""
-    import argparse
-    import tempfile
-    from pathlib import Path
-
+    """``python -m bn_reference.selftest.grad_mutants [--readme] [--mutant NAME]... [-k EXPR]``:
+    run the gradient properties over the catalogue (narrowed to the named subjects and to the
+    properties ``-k`` selects), print the matrix and the verdict, and with ``--readme`` rewrite
+    the gradient table of ``docs/properties.md`` (a whole run only). The options are the kill
+    matrix's (``killmatrix.command``)."""
     from bn_reference.selftest import killmatrix
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--readme", action="store_true")
-    parser.add_argument("--profile", default="ci")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, matrix, cells, (wrong, right) = run(Path(tmp) / "junit.xml", args.profile)
-    expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
-    print(killmatrix.render(matrix, expect=expect, cells=cells))
-    survivors = [s for s in wrong if not killmatrix.killers(matrix.get(s, {}))]
-    false_alarms = [s for s in right if killmatrix.killers(matrix.get(s, {}))]
-    print(f"survivors: {survivors or 'none'}; false alarms: {false_alarms or 'none'}")
-    if args.readme:
-        doc = killmatrix.repo_root() / "docs" / "properties.md"
-        text = doc.read_text()
-        start, end = text.index(MARKERS[0]), text.index(MARKERS[1]) + len(MARKERS[1])
-        table = killmatrix.markdown_catches(matrix, wrong, args.profile, markers=MARKERS, catalogue="bn_reference/selftest/grad_mutants.py")
-        doc.write_text(text[:start] + table + text[end:])
-        print(f"rewrote the gradient table in {doc}")
-    return 1 if survivors or false_alarms else 0
+    return killmatrix.command(catalogue(), argv)
+
+
+def catalogue():
+    """This catalogue as the kill matrix's command line runs it (``killmatrix.Catalogue``)."""
+    from bn_reference.selftest import killmatrix
+
+    return killmatrix.Catalogue(
+        "bn_reference.selftest.grad_mutants",
+        "bn_reference/selftest/grad_mutants.py",
+        tuple(GRADIENT_MUTANTS),
+        tuple(GRADIENT_CORRECT),
+        specs,
+        paths=PROPERTIES,
+        markers=MARKERS,
+    )
 
 
 if __name__ == "__main__":

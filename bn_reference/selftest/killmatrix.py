@@ -16,11 +16,13 @@ err/bound ratio.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +48,19 @@ OUTCOMES = ("failed", "error", "passed", "skipped")  # aggregation priority, fir
 NO_SUBJECT = "(no subject)"  # tests that are not parametrized over subjects
 SYMBOLS = {"failed": "X", "error": "E", "passed": ".", "skipped": "s", None: " "}
 PARTIAL_FAIL = "x"  # failed for some of the subject's dtypes, passed for others
+RAN = ("passed", "failed")  # outcomes of a cell that ran (not skipped, not an xfail)
+PROPERTIES = ("properties",)  # what run_suite runs by default ...
+IGNORE = ("tests", "properties/test_seed_golden.py")  # ... and leaves out
+TABLE_DOC = "docs/properties.md"  # the tables of what each property catches (--readme rewrites them)
 
 
 class SuiteError(RuntimeError):
-    """The child pytest did not produce a usable report (usage error, crash, timeout)."""
+    """The child pytest did not produce a usable report (usage error, crash, timeout).
+    ``returncode``: the child's exit status (None: it timed out)."""
+
+    def __init__(self, message: str, returncode: int | None = None):
+        super().__init__(message)
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -84,8 +95,8 @@ def run_suite(
     *,
     junit_path: str | os.PathLike | None = None,
     workers: int | str | None = 2,
-    paths=("properties",),
-    ignore=("tests", "properties/test_seed_golden.py"),
+    paths=PROPERTIES,
+    ignore=IGNORE,
     root: str | os.PathLike | None = None,
     timeout: float | None = 3600,
     env: dict | None = None,
@@ -106,15 +117,7 @@ def run_suite(
     junit_path = Path(junit_path).resolve()
     junit_path.parent.mkdir(parents=True, exist_ok=True)
     log_path = junit_path.with_name(junit_path.name + ".log")
-    cmd = [sys.executable, "-m", "pytest", *map(str, paths)]
-    cmd += [f"--ignore={p}" for p in ignore]
-    if workers is not None:
-        cmd += ["-p", "xdist", "-n", str(workers)]
-    cmd += [f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}"]
-    cmd += [f"--bn-repro-dir={junit_path.parent / 'repro'}"]  # mutants' repros beside the report, not in the checkout
-    for spec in specs:
-        cmd += ["--bn-impl", spec]
-    cmd += list(extra_args)
+    cmd = suite_command(specs, profile, extra_args, junit_path=junit_path, workers=workers, paths=paths, ignore=ignore)
     started = time.monotonic()
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(cmd) + "\n")
@@ -128,9 +131,23 @@ def run_suite(
     # nothing collected) means there is no matrix to read.
     if proc.returncode not in (0, 1) or not junit_path.exists():
         raise SuiteError(
-            f"property suite exited with status {proc.returncode}; log: {log_path}\n{_tail(log_path)}"
+            f"property suite exited with status {proc.returncode}; log: {log_path}\n{_tail(log_path)}", proc.returncode
         )
     return junit_path
+
+
+def suite_command(specs, profile: str, extra_args, *, junit_path: Path, workers, paths, ignore) -> list[str]:
+    """The child's command line (``run_suite``): pytest over ``paths`` with one ``--bn-impl``
+    per spec, then ``extra_args``."""
+    cmd = [sys.executable, "-m", "pytest", *map(str, paths)]
+    cmd += [f"--ignore={p}" for p in ignore]
+    if workers is not None:
+        cmd += ["-p", "xdist", "-n", str(workers)]
+    cmd += [f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}"]
+    cmd += [f"--bn-repro-dir={junit_path.parent / 'repro'}"]  # mutants' repros beside the report, not in the checkout
+    for spec in specs:
+        cmd += ["--bn-impl", spec]
+    return cmd + list(extra_args)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -203,9 +220,14 @@ def aggregate(outcomes) -> str:
 def parse_junit(path, specs=None) -> dict[str, dict[str, str]]:
     """The kill matrix ``{subject spec: {property: outcome}}`` of a JUnit XML report, with
     outcome one of ``failed``, ``error``, ``passed``, ``skipped`` (aggregated over dtypes)."""
+    return matrix_of(parse_cells(path, specs))
+
+
+def matrix_of(cells) -> dict[str, dict[str, str]]:
+    """The kill matrix of ``parse_cells``' nested cells (``parse_junit``)."""
     return {
         subject: {prop: aggregate(c.outcome for c in by_dtype.values()) for prop, by_dtype in row.items()}
-        for subject, row in parse_cells(path, specs).items()
+        for subject, row in cells.items()
     }
 
 
@@ -237,7 +259,7 @@ def _prop_label(prop: str) -> str:
     return prop[5:] if prop.startswith("test_") else prop
 
 
-def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
+def render(matrix, *, expect=None, cells=None, width: int = 200, every_property: bool = True) -> str:
     """The matrix as a plain-text table: one row per subject, one numbered column per
     property (legend below).
 
@@ -245,7 +267,9 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
     only (needs ``cells`` from ``parse_cells``), ``.`` passed, ``s`` skipped, ``E`` error,
     blank: not run. ``expect`` maps a spec to ``"mutant"`` or ``"correct"`` and adds a
     verdict column: ``killed``/``SURVIVED`` for mutants, ``ok``/``FALSE ALARM`` for correct
-    variants. Subjects without a subject parameter (``NO_SUBJECT``) are listed below the table.
+    variants; ``every_property=False`` (a run narrowed with ``-k``) says ``not caught`` instead
+    of ``SURVIVED`` (the property that kills it may not have run). Subjects without a subject
+    parameter (``NO_SUBJECT``) are listed below the table.
     """
     import io
 
@@ -286,7 +310,7 @@ def render(matrix, *, expect=None, cells=None, width: int = 200) -> str:
         if expect:
             kind = expect.get(s)
             if kind == "mutant":
-                extra.append("killed" if n else "SURVIVED")
+                extra.append("killed" if n else "SURVIVED" if every_property else "not caught")
             elif kind == "correct":
                 extra.append("FALSE ALARM" if n or "error" in row.values() else "ok")
             else:
@@ -349,35 +373,222 @@ def readme_claims(readme_text: str, *, markers=(README_START, README_END)) -> di
     return claims
 
 
-def main(argv=None) -> int:
-    """``python -m bn_reference.selftest.killmatrix [--readme]``: run the suite over the mutant
-    catalogue, print the matrix, and with ``--readme`` rewrite the README table."""
-    import argparse
+def outcomes_of(cells) -> dict[tuple[str, str, str], str]:
+    """``{(subject, property, dtype): outcome}`` of ``parse_cells``' nested cells."""
+    return {(s, p, str(d)): c.outcome for s, row in cells.items() for p, by in row.items() for d, c in by.items()}
 
+
+def unproven_claims(claims: dict, actual: dict, outcomes: dict) -> list[str]:
+    """``"property: mutant"`` for each claim of the table (``claims``, ``{property: {mutant
+    names}}``) that this run's catches (``actual``) do not bear out. A run narrowed with
+    ``-k`` checks only the claims of the properties and mutants it ran (a mutant with no
+    cell run is not judged; a mutant whose cells ran but did not fail is)."""
+    ran = {short_name(s) for (s, _p, _d), o in outcomes.items() if o in RAN}
+    return sorted(
+        f"{prop}: {name}"
+        for prop, claimed in claims.items()
+        if prop in actual
+        for name in claimed - set(actual[prop])
+        if name in ran
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The command line, shared by the catalogues (mutants.py here, grad_mutants.py)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A catalogue of mutants and correct variants as the command line runs it: its ``python
+    -m`` module, its source file (named in its table), the names in it, how a name becomes a
+    ``--bn-impl`` spec, the property files it runs and the markers of its table in
+    ``TABLE_DOC``."""
+
+    module: str
+    source: str
+    mutants: tuple[str, ...]
+    correct: tuple[str, ...]
+    specs: Callable[[list[str]], list[str]]
+    paths: tuple[str, ...] = PROPERTIES
+    markers: tuple[str, str] = (README_START, README_END)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One kill-matrix run: the mutants' and correct variants' specs, the pytest arguments
+    after them, and whether ``-k`` left properties out."""
+
+    wrong: list[str]
+    right: list[str]
+    profile: str
+    extra: tuple[str, ...]
+    workers: int
+    paths: tuple[str, ...]
+    every_property: bool
+
+    @property
+    def specs(self) -> list[str]:
+        return self.wrong + self.right
+
+    def command(self, junit_path: Path) -> list[str]:
+        """The pytest command ``run`` starts."""
+        return suite_command(self.specs, self.profile, self.extra, **self._where(junit_path))
+
+    def run(self, junit_path: Path) -> Path:
+        return run_suite(self.specs, self.profile, self.extra, **self._where(junit_path))
+
+    def _where(self, junit_path: Path) -> dict:
+        return {"junit_path": junit_path, "workers": self.workers, "paths": self.paths, "ignore": IGNORE}
+
+
+def parser(catalogue: Catalogue):
+    """The options: ``--readme``, ``--profile``, ``--seed``, ``-n``, and the narrowing ones,
+    ``--mutant NAME`` (repeatable) and ``-k EXPR``. Usage errors are one line, exit 2."""
+    from bn_reference.harness.cli import _Parser  # argparse with one-line usage errors
+
+    p = _Parser(prog=f"python -m {catalogue.module}", description=f"Run the property suite over {catalogue.source} and print the kill matrix.")
+    p.add_argument("--readme", action="store_true", help=f"rewrite the table in {TABLE_DOC} from this run (a whole run only)")
+    p.add_argument("--profile", default="ci", help="Hypothesis profile (default: ci)")
+    p.add_argument("--seed", type=int, default=None, help="--hypothesis-seed for the run (with a non-derandomized profile)")
+    p.add_argument("-n", dest="workers", type=int, default=2, metavar="N", help="pytest-xdist workers (default: 2)")
+    p.add_argument(
+        "--mutant", action="append", dest="names", metavar="NAME", choices=(*catalogue.mutants, *catalogue.correct),
+        help=f"run only this mutant or correct variant of {catalogue.source} (repeatable)",
+    )
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="run only the properties pytest's -k EXPR selects")
+    return p
+
+
+def parse(p, argv=None):
+    """The options ``p`` (``parser``) parses from ``argv``; ``--readme`` from a narrowed run
+    is a usage error (its table would lose the rows and catches of what did not run)."""
+    args = p.parse_args(argv)
+    if args.readme and (args.names or args.keyword):
+        p.error(f"--readme rewrites the whole table in {TABLE_DOC}; run it without --mutant and -k")
+    return args
+
+
+def plan(catalogue: Catalogue, args) -> Plan:
+    """What to run: the named subjects (default: the whole catalogue), ``-k`` and the seed."""
+    keep = set(args.names or (*catalogue.mutants, *catalogue.correct))
+    extra = (*(("-k", args.keyword) if args.keyword else ()), *(() if args.seed is None else (f"--hypothesis-seed={args.seed}",)))
+    return Plan(
+        wrong=catalogue.specs([n for n in catalogue.mutants if n in keep]),
+        right=catalogue.specs([n for n in catalogue.correct if n in keep]),
+        profile=args.profile,
+        extra=extra,
+        workers=args.workers,
+        paths=catalogue.paths,
+        every_property=not args.keyword,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a run says about the subjects it ran. ``survivors`` (mutants no property failed)
+    are judged only when every property ran; under ``-k``, ``uncaught`` lists the mutants the
+    selected properties did not fail, and ``not_run`` those they all skipped: neither fails the
+    run. ``unproven`` are the table's claims about what ran that this run contradicts."""
+
+    caught: list[str]
+    survivors: list[str]
+    uncaught: list[str]
+    not_run: list[str]
+    false_alarms: list[str]
+    unproven: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.survivors or self.false_alarms or self.unproven)
+
+    def summary(self) -> str:
+        def names(specs):
+            return ", ".join(short_name(s) for s in specs) or "none"
+
+        lines = [f"caught: {names(self.caught)}", f"survivors: {names(self.survivors)}; false alarms: {names(self.false_alarms)}"]
+        if self.uncaught:
+            lines.append(f"not caught by the properties -k selected (not judged): {names(self.uncaught)}")
+        if self.not_run:
+            lines.append(f"not run (every selected property skipped or deselected it): {names(self.not_run)}")
+        lines.append(f"claims of {TABLE_DOC} not borne out: {', '.join(self.unproven) or 'none'}")
+        return "\n".join(lines)
+
+
+def judge(plan: Plan, cells, claims: dict) -> Verdict:
+    """The verdict on ``plan``'s run (its ``parse_cells``), against the table's ``claims``
+    (``readme_claims``; empty: not judged)."""
+    matrix = matrix_of(cells)
+    outcomes = outcomes_of(cells)
+    ran = {s for (s, _p, _d), o in outcomes.items() if o in RAN}
+    caught = [s for s in plan.wrong if killers(matrix.get(s, {}))]
+    missed = [s for s in plan.wrong if s not in caught]
+    return Verdict(
+        caught=caught,
+        survivors=missed if plan.every_property else [],
+        uncaught=[] if plan.every_property else [s for s in missed if s in ran],
+        not_run=[] if plan.every_property else [s for s in missed if s not in ran],
+        false_alarms=[s for s in plan.right if killers(matrix.get(s, {}))],
+        unproven=unproven_claims(claims, catches(matrix, plan.wrong), outcomes),
+    )
+
+
+def claims_to_judge(doc_text: str, markers, args) -> dict[str, set[str]]:
+    """The claims of the table between ``markers`` if this run draws what the table was made
+    from (the profile its header names, no ``--seed``) and does not rewrite it; else none."""
+    claims = readme_claims(doc_text, markers=markers)
+    made_with = re.search(r"profile `([^`]+)`", doc_text[doc_text.index(markers[0]) : doc_text.index(markers[1])])
+    same_draws = made_with is not None and made_with.group(1) == args.profile and args.seed is None
+    return claims if same_draws and not args.readme else {}
+
+
+def rewrite_table(doc: Path, table: str, markers) -> None:
+    """Replace the text between ``markers`` (both included) in ``doc`` with ``table``."""
+    text = doc.read_text()
+    start, end = text.index(markers[0]), text.index(markers[1]) + len(markers[1])
+    doc.write_text(text[:start] + table + text[end:])
+
+
+def command(catalogue: Catalogue, argv=None) -> int:
+    """Run ``catalogue`` as the options say, print its matrix and verdict; with ``--readme``
+    rewrite its table in ``TABLE_DOC``. Exit 0, 1 (a survivor, a false alarm, a claim of the
+    table not borne out: ``claims_to_judge``) or 2 (a usage error)."""
+    usage = parser(catalogue)
+    args = parse(usage, argv)
+    run = plan(catalogue, args)
+    doc = repo_root() / TABLE_DOC
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            junit = run.run(Path(tmp) / "junit.xml")
+        except SuiteError as exc:
+            if exc.returncode == 5 and args.keyword:  # pytest: no tests ran
+                usage.error(f"-k {args.keyword!r} selects no property")
+            raise
+        cells = parse_cells(junit, run.specs)
+    matrix = matrix_of(cells)
+    expect = {**{s: "mutant" for s in run.wrong}, **{s: "correct" for s in run.right}}
+    print(render(matrix, expect=expect, cells=cells, every_property=run.every_property))
+    verdict = judge(run, cells, claims_to_judge(doc.read_text(), catalogue.markers, args))
+    print(verdict.summary())
+    if args.readme:
+        rewrite_table(doc, markdown_catches(matrix, run.wrong, args.profile, markers=catalogue.markers, catalogue=catalogue.source), catalogue.markers)
+        print(f"rewrote the table in {doc}")
+    return 1 if verdict.failed else 0
+
+
+def main(argv=None) -> int:
+    """``python -m bn_reference.selftest.killmatrix [--readme] [--mutant NAME]... [-k EXPR]``:
+    run the property suite over the mutant catalogue (``mutants.py``; narrowed to the named
+    subjects and to the properties ``-k`` selects), print the matrix and the verdict, and with
+    ``--readme`` rewrite the table in ``docs/properties.md`` (a whole run only)."""
+    return command(catalogue(), argv)
+
+
+def catalogue() -> Catalogue:
+    """``mutants.py``'s catalogue as the command line runs it."""
     from bn_reference.selftest import mutants
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--readme", action="store_true", help="rewrite the README's table from this run")
-    parser.add_argument("--profile", default="ci")
-    parser.add_argument("--seed", type=int, default=None, help="--hypothesis-seed for the run (with a non-derandomized profile)")
-    args = parser.parse_args(argv)
-    wrong, right = mutants.specs(mutants.MUTANTS), mutants.specs(mutants.CORRECT)
-    extra = () if args.seed is None else (f"--hypothesis-seed={args.seed}",)
-    with tempfile.TemporaryDirectory() as tmp:
-        junit = run_suite(wrong + right, args.profile, extra, junit_path=Path(tmp) / "junit.xml", root=repo_root())
-        matrix = parse_junit(junit, wrong + right)
-        expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
-        print(render(matrix, expect=expect, cells=parse_cells(junit, wrong + right)))
-    survivors = [s for s in wrong if not killers(matrix.get(s, {}))]
-    false_alarms = [s for s in right if killers(matrix.get(s, {}))]
-    print(f"survivors: {survivors or 'none'}; false alarms: {false_alarms or 'none'}")
-    if args.readme:
-        readme = repo_root() / "docs" / "properties.md"
-        text = readme.read_text()
-        start, end = text.index(README_START), text.index(README_END) + len(README_END)
-        readme.write_text(text[:start] + markdown_catches(matrix, wrong, args.profile) + text[end:])
-        print(f"rewrote the table in {readme}")
-    return 1 if survivors or false_alarms else 0
+    return Catalogue("bn_reference.selftest.killmatrix", "bn_reference/selftest/mutants.py", tuple(mutants.MUTANTS), tuple(mutants.CORRECT), mutants.specs)
 
 
 if __name__ == "__main__":
