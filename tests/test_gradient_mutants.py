@@ -1,8 +1,10 @@
 """The gradient properties catch wrong backward passes and pass correct ones, through the
 ``--bn-impl`` path a user takes (``bn_reference.selftest.grad_mutants``).
 
-Runs ``properties/test_gradients.py`` ONCE in a subprocess (Hypothesis profile ``ci``,
-``-n 2``) with one ``--bn-impl`` per gradient mutant and correct variant (each a subject
+Runs ``properties/test_gradients.py`` ONCE in a subprocess (Hypothesis profile ``verdict``:
+``ci``'s examples without shrinking; ``-n 2``; each mutant under the properties claimed or
+aimed to catch it, ``bn_reference.selftest.claimed``, the correct variants under all) with
+one ``--bn-impl`` per gradient mutant and correct variant (each a subject
 with the reference's forward and a hand-written NumPy ``vjp``), reads the JUnit report
 into a kill matrix, prints it (``-s``), and checks: every mutant is failed by some
 gradient property, and by each property aimed at it (``AIMED``); no correct variant fails
@@ -27,8 +29,23 @@ AIMED = {
 }
 
 
+# ci's examples without shrinking (harness.profiles): the same verdicts.
+PROFILE = "verdict"
+
+
+def claims_to_check() -> dict[str, set[str]]:
+    """``{property: {mutant names}}``: docs/properties.md's gradient table and ``AIMED``."""
+    doc = (killmatrix.repo_root() / "docs" / "properties.md").read_text()
+    claims = killmatrix.readme_claims(doc, markers=grad_mutants.MARKERS)
+    for name, props in AIMED.items():
+        for prop in props:
+            claims.setdefault(prop, set()).add(name)
+    return claims
+
+
 def test_gradient_kill_matrix(tmp_path):
-    junit, matrix, cells, (wrong, right) = grad_mutants.run(tmp_path / "junit.xml")
+    claims = claims_to_check()
+    junit, matrix, cells, (wrong, right) = grad_mutants.run(tmp_path / "junit.xml", PROFILE, claims=claims)
     expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
     text = killmatrix.render(matrix, expect=expect, cells=cells)
     (tmp_path / "gradient_kill_matrix.txt").write_text(text)
@@ -49,10 +66,9 @@ def test_gradient_kill_matrix(tmp_path):
         skipped = [p for p, o in matrix.get(s, {}).items() if o == "skipped"]
         if skipped:
             problems.append(f"correct variant {s}: skipped {skipped} (it has a vjp)")
-    doc = (killmatrix.repo_root() / "docs" / "properties.md").read_text()
     actual = killmatrix.catches(matrix, wrong)
-    for prop, claimed in killmatrix.readme_claims(doc, markers=grad_mutants.MARKERS).items():
-        unproven = claimed - set(actual.get(prop, []))
+    for prop, names in claims.items():
+        unproven = names - set(actual.get(prop, []))
         if unproven:
             problems.append(f"docs/properties.md claims {prop} catches {sorted(unproven)}, but it did not in this run")
     assert not problems, "\n".join(problems) + f"\n\n{text}"

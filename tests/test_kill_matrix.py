@@ -1,8 +1,11 @@
 """The harness's self-test: every mutant in ``bn_reference.selftest.mutants`` is caught by at least
 one property, and no correct variant is failed by any.
 
-Runs the whole property suite ONCE in a subprocess (``bn_reference.selftest.killmatrix.run_suite``,
-Hypothesis profile ``ci``, ``-n 2``) with one ``--bn-impl`` per mutant and correct variant,
+Runs the property suite ONCE in a subprocess (``bn_reference.selftest.killmatrix.run_suite``,
+Hypothesis profile ``verdict``: ``ci``'s examples, no shrinking; ``-n 2``) with one
+``--bn-impl`` per mutant and correct variant, each mutant under the properties
+docs/properties.md claims catch it (``bn_reference.selftest.claimed``; the correct variants
+under all),
 reads the JUnit report into a kill matrix (subject x property), prints it (``-s`` shows
 it) and writes it to ``kill_matrix.txt`` in the test's tmp_path. Minutes, not seconds:
 deselect with ``-m "not slow"``.
@@ -14,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from bn_reference.selftest import killmatrix
+from bn_reference.selftest import claimed, killmatrix
 from bn_reference.selftest import mutants
 
 pytestmark = [pytest.mark.meta, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]  # tests/ -> repo root
-PROFILE = "ci"
+# ci's examples without shrinking (harness.profiles): the same verdicts, and a caught mutant's
+# smallest input is not what this test asks for.
+PROFILE = "verdict"
 
 
 def _explain(cells, spec) -> list[str]:
@@ -38,14 +43,16 @@ def test_kill_matrix(tmp_path):
     wrong = mutants.specs(mutants.MUTANTS)
     right = mutants.specs(mutants.CORRECT)
     specs = wrong + right
+    claims = killmatrix.readme_claims((ROOT / "docs" / "properties.md").read_text())
     started = time.monotonic()
-    junit = killmatrix.run_suite(specs, PROFILE, (), junit_path=tmp_path / "junit.xml", root=ROOT)
+    narrowed = claimed.child_args(claims, wrong, tmp_path)  # each mutant under the properties claimed to catch it
+    junit = killmatrix.run_suite(specs, PROFILE, narrowed, junit_path=tmp_path / "junit.xml", root=ROOT)
     elapsed = time.monotonic() - started
     cells = killmatrix.parse_cells(junit, specs)
     matrix = killmatrix.parse_junit(junit, specs)
     expect = {**{s: "mutant" for s in wrong}, **{s: "correct" for s in right}}
     text = killmatrix.render(matrix, expect=expect, cells=cells)
-    text += f"\n{len(specs)} subjects, profile {PROFILE!r}: property suite took {elapsed:.0f} s (wall)\n"
+    text += f"\n{len(specs)} subjects, profile {PROFILE!r}, mutants under their claimed properties only (blank: not run): property suite took {elapsed:.0f} s (wall)\n"
     text += f"junit report: {junit}\n"
     (tmp_path / "kill_matrix.txt").write_text(text)
     print()
@@ -66,11 +73,10 @@ def test_kill_matrix(tmp_path):
         errors = [ln for ln in _explain(cells, s) if ln.lstrip().startswith("error")]
         if errors:
             problems.append(f"mutant {s}: harness errors (not failures):\n" + "\n".join(errors))
-    # The README's "what each property catches" table must be true of this run.
-    readme = (ROOT / "docs" / "properties.md").read_text()
+    # The "what each property catches" table (docs/properties.md) must be true of this run.
     actual = killmatrix.catches(matrix, wrong)
-    for prop, claimed in killmatrix.readme_claims(readme).items():
-        unproven = claimed - set(actual.get(prop, []))
+    for prop, names in claims.items():
+        unproven = names - set(actual.get(prop, []))
         if unproven:
             problems.append(f"README claims {prop} catches {sorted(unproven)}, but it did not in this run")
     assert not problems, "\n".join(problems) + f"\n\n{text}"

@@ -19,7 +19,7 @@ from bn_reference.harness import report as report_mod
 from bn_reference.mathematics import checks
 from bn_reference.harness import repro
 from bn_reference.subjects.deviations import deviation_for
-from bn_reference.harness.profiles import PROFILES, default_profile, register_profiles
+from bn_reference.harness.profiles import PROFILES, default_profile, draws_of, register_profiles
 from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, default_specs, load_subject
 from bn_reference.subjects.signature import check_signature
 from bn_reference.properties import BUILT_IN_LAW_MODULES
@@ -195,7 +195,7 @@ def pytest_collection_modifyitems(config, items):
     # Known deviations are strict where the draws are the ones they were measured with
     # (bn_reference.subjects.deviations): their profile, and no --hypothesis-seed.
     seeded = config.getoption("hypothesis_seed", None) is not None
-    profile = None if seeded else (config.getoption("hypothesis_profile", None) or default_profile())
+    profile = None if seeded else draws_of(config.getoption("hypothesis_profile", None) or default_profile())
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "subject" in params:

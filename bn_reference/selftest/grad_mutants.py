@@ -19,6 +19,8 @@ one wrong step. The correct rules (``bn_reference.mathematics.reference.batch_no
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from bn_reference.mathematics.reference import reduce_to, reference
@@ -205,13 +207,16 @@ MARKERS = ("<!-- gradient-kill-matrix:start -->", "<!-- gradient-kill-matrix:end
 PROPERTIES = ("properties/test_gradients.py",)
 
 
-def run(junit_path, profile: str = "ci", workers=2):
+def run(junit_path, profile: str = "ci", workers=2, claims=None):
     """Run the gradient properties once, in a subprocess, with one ``--bn-impl`` per mutant and
-    correct subject (``killmatrix.run_suite``); returns ``(junit path, matrix, cells, specs)``."""
-    from bn_reference.selftest import killmatrix
+    correct subject (``killmatrix.run_suite``); with ``claims`` (``{property: {mutant
+    names}}``), each mutant only under the properties claimed to catch it
+    (``bn_reference.selftest.claimed``). Returns ``(junit path, matrix, cells, specs)``."""
+    from bn_reference.selftest import claimed, killmatrix
 
     wrong, right = specs(GRADIENT_MUTANTS), specs(GRADIENT_CORRECT)
-    junit = killmatrix.run_suite(wrong + right, profile, (), junit_path=junit_path, workers=workers, paths=PROPERTIES)
+    extra = () if claims is None else claimed.child_args(claims, wrong, Path(junit_path).parent)
+    junit = killmatrix.run_suite(wrong + right, profile, extra, junit_path=junit_path, workers=workers, paths=PROPERTIES)
     return junit, killmatrix.parse_junit(junit, wrong + right), killmatrix.parse_cells(junit, wrong + right), (wrong, right)
 
 
