@@ -63,6 +63,27 @@ def test_usage_errors_are_one_line_and_exit_2(project, capsys, argv, needles):
         assert needle in err, err
 
 
+def test_a_module_off_the_path_says_where_to_run_from(project, capsys):
+    """``mybn:bn`` run from the directory above ``mybn.py``: the one line says to run from the
+    directory that holds it, or to put that directory on PYTHONPATH."""
+    (project / "sub").mkdir()
+    (project / "sub" / "mybn.py").write_text("def bn(x, *, axes, scale, offset, epsilon, training):\n    return x\n")
+    assert cli.main(["check", "mybn:bn"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "No module named 'mybn'" in err
+    assert "run from the directory that holds mybn.py or mybn/, or add that directory to PYTHONPATH" in err
+
+
+def test_a_dependency_missing_inside_the_module_is_not_blamed_on_the_path(project, capsys):
+    """A module that is found but imports a missing package: the error names that package
+    and gives no advice about where to run from."""
+    (project / "needsdep.py").write_text("import nosuchdependency\n")
+    assert cli.main(["check", "needsdep:bn"]) == 2
+    err = capsys.readouterr().err
+    assert "No module named 'nosuchdependency'" in err and "PYTHONPATH" not in err, err
+
+
 def test_unknown_profile_in_the_environment_is_a_usage_error(project, capsys, monkeypatch):
     monkeypatch.setenv("HYPOTHESIS_PROFILE", "nightly")
     assert cli.main(["check", "mine:bn"]) == 2

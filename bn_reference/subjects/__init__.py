@@ -249,6 +249,16 @@ def supports(
     return mark
 
 
+def _not_found_hint(module_name: str, exc: Exception) -> str:
+    """Where to look when the spec's top-level module or package is not on the import path
+    (bn-props check and the plugin put the current directory first on it); nothing when it
+    was found and failed to import (a dependency or a submodule missing: the error names it)."""
+    top = module_name.split(".")[0]
+    if not isinstance(exc, ModuleNotFoundError) or exc.name != top:
+        return ""
+    return f"; run from the directory that holds {top}.py or {top}/, or add that directory to PYTHONPATH"
+
+
 def load_subject(spec: str) -> Subject:
     """Resolve a spec (built-in name or ``module:attr``) to a callable ``Subject``."""
     target = BUILTINS.get(spec) or LAYER_SUBJECTS.get(spec) or FRAMEWORK_SUBJECTS.get(spec) or spec
@@ -260,7 +270,7 @@ def load_subject(spec: str) -> Subject:
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or anything the module raises on import
-        raise SubjectSpecError(f"subject {spec!r}: cannot import module {module_name!r}: {exc!r}") from exc
+        raise SubjectSpecError(f"subject {spec!r}: cannot import module {module_name!r}: {exc!r}{_not_found_hint(module_name, exc)}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
