@@ -90,6 +90,27 @@ def test_unknown_profile_in_the_environment_is_a_usage_error(project, capsys, mo
     assert "HYPOTHESIS_PROFILE='nightly'" in capsys.readouterr().err
 
 
+def test_report_help_names_the_files_written(tmp_path, capsys):
+    """``bn-props check --help`` says where ``--report out.json`` writes, those are the files
+    ``report.write`` writes, and pytest's ``--bn-report`` says the same."""
+    from _pytest.config.argparsing import Parser
+
+    from bn_reference.harness import plugin, report
+
+    json_path, md_path = report.write(tmp_path / "out.json", report.build({}, [], "ci"))
+    assert json_path.exists() and md_path.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    listed = shown[shown.index("options:"):]
+    cli_help = listed[listed.index("--report PATH") + len("--report PATH"):listed.index("--repro-dir DIR")].strip()
+    assert f"as JSON to PATH and as Markdown to PATH with its suffix replaced by .md (e.g. {json_path.name} and {md_path.name}" in cli_help
+    parser = Parser(_ispytest=True)
+    plugin.pytest_addoption(parser)
+    (option,) = [o for o in parser.getgroup("bn-props").options if "--bn-report" in o.names()]
+    assert option.attrs()["help"] == cli_help
+
+
 def test_the_pytest_command_line(tmp_path):
     """The installed suite with its own ini, the cache and repros in the current directory,
     one --bn-impl per spec, the options mapped, and what follows -- passed on unchanged."""

@@ -59,6 +59,7 @@ def _workers(text: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     from bn_reference.harness.profiles import PROFILES
+    from bn_reference.harness.report import OPTION_HELP
 
     parser = _Parser(prog="bn-props", description="Property-based verification of batch/layer/group normalization kernels.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("specs", nargs="+", metavar="SPEC", help="module:attr importable from the current directory, or a built-in name")
     check.add_argument("-n", dest="workers", type=_workers, default=None, metavar="N|auto", help="run in N processes (pytest-xdist); default: one")
     check.add_argument("--profile", choices=PROFILES, default=None, help="Hypothesis profile (default: HYPOTHESIS_PROFILE, else ci when CI is set, else dev)")
-    check.add_argument("--report", metavar="PATH", default=None, help="write the conformance matrix as JSON to PATH and Markdown to PATH.md")
+    check.add_argument("--report", metavar="PATH", default=None, help=OPTION_HELP)
     check.add_argument("--repro-dir", metavar="DIR", default=None, help="save a runnable repro script for each falsified property in DIR (default .bn-props/repro)")
     check.add_argument("--db", metavar="URL", default=None, help="shared example database (redis://host:port/db or github://owner/repo[/artifact])")
     return parser

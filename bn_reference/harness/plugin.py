@@ -78,8 +78,7 @@ def pytest_addoption(parser):
         "--bn-report",
         metavar="PATH",
         default=None,
-        help="write the conformance matrix as JSON to PATH and as Markdown to PATH with suffix .md "
-        "(schema: bn_reference.harness.report.SCHEMA)",
+        help=report_mod.OPTION_HELP,
     )
 
 

@@ -1,5 +1,5 @@
 """The machine-readable report (``--bn-report PATH``): the conformance matrix as JSON, with
-a Markdown rendering written next to it (``PATH`` with suffix ``.md``).
+a Markdown rendering written next to it (``PATH`` with its suffix replaced by ``.md``).
 
 Schema (``SCHEMA``, JSON Schema draft 2020-12)::
 
@@ -57,9 +57,14 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["SCHEMA", "SCHEMA_ID", "CONTRACTS", "contracts", "contracts_line", "failure_details", "build", "to_markdown", "write"]
+__all__ = ["SCHEMA", "SCHEMA_ID", "OPTION_HELP", "CONTRACTS", "contracts", "contracts_line", "failure_details", "build", "to_markdown", "write"]
 
 SCHEMA_ID = "bn-props-report/2"
+# The help of --bn-report and of bn-props check's --report: what ``write`` writes.
+OPTION_HELP = (
+    "write the conformance matrix as JSON to PATH and as Markdown to PATH with its suffix "
+    "replaced by .md (e.g. out.json and out.md; schema: bn_reference.harness.report.SCHEMA)"
+)
 # bn_accumulation -> the contract's name (``tolerance`` item 6); float32/float64 are held to
 # the same model under both.
 CONTRACTS = {"float32": "float32-accumulation", "input": "input-accumulation"}
