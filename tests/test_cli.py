@@ -1,6 +1,7 @@
 """``bn-props check``'s usage errors, in-process (``bn_reference.harness.cli``): each is one
 line on stderr and exit status 2, found before pytest starts. The runs themselves (exit 0
-and 1, from an installed wheel) are in ``tests/test_install.py``."""
+and 1, from an installed wheel) are in ``tests/test_install.py``; here only one, the exit
+status of ``-- -x`` under ``-n 2``."""
 import os
 import sys
 import textwrap
@@ -109,6 +110,15 @@ def test_report_help_names_the_files_written(tmp_path, capsys):
     plugin.pytest_addoption(parser)
     (option,) = [o for o in parser.getgroup("bn-props").options if "--bn-report" in o.names()]
     assert option.attrs()["help"] == cli_help
+
+
+def test_x_under_xdist_exits_1(project, monkeypatch):
+    """``bn-props check MUTANT -n 2 -- -x``: the first failure stops the run, exit 1 (a
+    property falsified), not 3 (pytest's "interrupted", from xdist's ``Interrupted``)."""
+    for name in ("BN_IMPL", "BN_DB", "BN_CALL_TIMEOUT", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+    argv = ["check", "bn_reference.selftest.mutants:bessel_variance", "-n", "2", "--profile", "ci", "--", "-x", "-k", "agrees_with"]
+    assert cli.main(argv) == 1
 
 
 def test_the_pytest_command_line(tmp_path):

@@ -128,3 +128,36 @@ def test_unknown_profile_is_a_usage_error(tmp_path, how):
     assert "INTERNALERROR" not in r.stdout + r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and "bogus" in errors[0] and "ci" in errors[0], r.stderr
+
+
+def test_x_under_xdist_exits_1(tmp_path):
+    """-x with -n 2 on a broken subject: the first failure stops the run and pytest exits 1
+    (tests failed), as without xdist, not 2 (xdist's ``Interrupted``); the matrix is shown."""
+    r = run_pytest(tmp_path, "properties/test_agreement.py", "--bn-impl", "usermod:broken", "-n", "2", "-x")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out[-3000:]
+    assert "stopping after 1 failures" in out and "Interrupted" not in out
+    assert "bn-props conformance matrix" in out
+
+
+def test_a_collection_error_under_xdist_x_keeps_exit_2(tmp_path):
+    """A module that fails to import, with -n 2 -x: still an interrupted run, exit 2."""
+    (tmp_path / "test_unimportable.py").write_text("import nosuchmodule_anywhere\n\ndef test_never():\n    pass\n")
+    r = run_pytest(tmp_path, str(tmp_path / "test_unimportable.py"), "properties/test_agreement.py",
+                   "--bn-impl", "usermod:broken", "-n", "2", "-x")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out[-3000:]
+    assert "nosuchmodule_anywhere" in out
+
+
+def test_only_xdist_stopping_at_maxfail_counts_as_failed():
+    """``maxfail.stopped_by_maxfail``: xdist's ``Interrupted`` once pytest counted --maxfail
+    failures, with no collection error; never a Ctrl-C (a plain KeyboardInterrupt)."""
+    from xdist.dsession import Interrupted
+
+    from bn_reference.harness.maxfail import stopped_by_maxfail
+
+    assert stopped_by_maxfail(Interrupted("stopping after 1 failures"), "stopping after 1 failures", 0)
+    assert not stopped_by_maxfail(KeyboardInterrupt(), "stopping after 1 failures", 0)
+    assert not stopped_by_maxfail(Interrupted("gw0 received keyboard-interrupt"), False, 0)
+    assert not stopped_by_maxfail(Interrupted("stopping after 1 failures"), "stopping after 1 failures", 1)

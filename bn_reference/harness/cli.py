@@ -19,7 +19,8 @@ be the first to import the plugin's modules to rewrite their asserts.)
 Exit status, for scripts and CI:
 
     0  every property holds
-    1  a property is falsified (the matrix and pytest's report name it)
+    1  a property is falsified (the matrix and pytest's report name it), also when
+       ``-- -x``/``--maxfail`` stopped the run there (with ``-n`` too: harness.maxfail)
     2  usage error, one line on stderr: a bad SPEC, a subject that cannot take the
        contract's call, an unknown profile, a bad option
     3  anything else: an interrupted run, a collection error, an internal error

@@ -18,6 +18,7 @@ from bn_reference.harness import activation, failure
 from bn_reference.harness import report as report_mod
 from bn_reference.mathematics import checks
 from bn_reference.harness import repro
+from bn_reference.harness.maxfail import MaxfailStop
 from bn_reference.subjects.deviations import deviation_for
 from bn_reference.harness.profiles import PROFILES, default_profile, draws_of, register_profiles
 from bn_reference.subjects import BUILTINS, LAYER_SUBJECTS, SubjectSpecError, default_specs, load_subject
@@ -120,6 +121,7 @@ def pytest_configure(config):
     config.stash[_USER_CHOSEN] = user_chosen
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         config.pluginmanager.register(Matrix(report_mod.contracts(subjects)), "bn-props-matrix")
+        config.pluginmanager.register(MaxfailStop(), "bn-props-maxfail")  # -x under xdist: exit 1
     chosen = config.getoption("hypothesis_profile", None)
     if chosen and not _is_profile(chosen):  # else Hypothesis' own plugin fails with an INTERNALERROR
         raise pytest.UsageError(f"--hypothesis-profile={chosen!r}: choose one of {', '.join(PROFILES)}")
