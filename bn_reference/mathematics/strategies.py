@@ -302,7 +302,9 @@ def resolvable_offset(offset, scale, x: np.ndarray, axes, epsilon):
     limit = max_condition(x.dtype)
     x64 = x.astype(np.float64)
     var = x64.var(axis=tuple(axes), keepdims=True)
-    s = np.where(var > 0, np.sqrt(var / (var + float(epsilon))), 1.0)
+    # Divide only where var > 0: a constant slice drawn with eps = 0 (test_idempotence) would
+    # be 0 / 0 there, a NaN that np.where discarded, with a RuntimeWarning.
+    s = np.sqrt(np.divide(var, var + float(epsilon), out=np.ones_like(var), where=var > 0))
     allowed = limit * np.abs(np.asarray(scale, np.float64)) * s  # per feature (x's rank, 1 on axes)
     if not isinstance(offset, np.ndarray):
         return float(np.clip(offset, -allowed.min(), allowed.min()))

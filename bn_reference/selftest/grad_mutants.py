@@ -114,8 +114,9 @@ def _backward(
     n = int(np.prod([x.shape[a] for a in axes]))
     mu = xc.mean(axis=axes, keepdims=True)
     centered = xc - mu
-    var = np.square(centered).mean(axis=axes, keepdims=True)
+    # The mutants' wrong steps give inf and NaN (half_accumulation's squares overflow x's dtype).
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        var = np.square(centered).mean(axis=axes, keepdims=True)
         if backward_var is not None:
             var = backward_var(var, n).astype(c)
         inv = (inv_rule(var, c.type(eps)) if inv_rule is not None else 1 / np.sqrt(var + c.type(eps))).astype(c)

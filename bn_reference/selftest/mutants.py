@@ -86,7 +86,8 @@ def _first_axis_moments(x, axes):
 
 
 def _float16_moments(x, axes):
-    mu, var = _two_pass(x.astype(np.float16), axes)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond 65504: inf, and its squares (the bug)
+        mu, var = _two_pass(x.astype(np.float16), axes)
     return mu.astype(x.dtype), var.astype(x.dtype)
 
 
@@ -160,7 +161,8 @@ def _running_sums(x, axes):
     def total(a):
         return np.cumsum(a, axis=1, dtype=x.dtype)[:, -1] if n else np.zeros(a.shape[0], x.dtype)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # N = 0: 0 / 0; a float16 running sum beyond 65504 is inf (a symptom of the forgotten upcast)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mu = total(flat) / x.dtype.type(n)
         var = total(np.square(flat - mu[:, None])) / x.dtype.type(n)
     return mu.reshape(keep_shape), var.reshape(keep_shape)
@@ -279,9 +281,9 @@ def _rsqrt_in_input_dtype(var, eps, dtype):
     """inv = rsqrt(var + eps) with the float32 variance cast to x's dtype first: in float16
     a variance above 65504 (std > 256) becomes inf and inv becomes 0."""
     dt = np.dtype(dtype)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # the variance (or eps) beyond x's dtype: inf, and inv = 0
         v = np.asarray(var).astype(dt)
-    return dt.type(1) / np.sqrt(v + dt.type(eps))
+        return dt.type(1) / np.sqrt(v + dt.type(eps))
 
 
 def _moments_attr(moments):
@@ -394,14 +396,16 @@ def seed_tf_cond(x, *, axes, scale, offset, epsilon, training):
 def float16_moments(x, *, axes, scale, offset, epsilon, training):
     """BUG: mean and variance computed in float16 (x rounded to 11 bits first), the rest
     in float32."""
-    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_float16_moments)
+    with np.errstate(divide="ignore", invalid="ignore"):  # its inf or underflowed (0) variance
+        return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_float16_moments)
 
 
 @supports("float32", moments=_moments_attr(_naive_one_pass))
 def naive_one_pass_variance(x, *, axes, scale, offset, epsilon, training):
     """BUG: naive one-pass variance E[x^2] - E[x]^2 in float32: catastrophic cancellation
     when |mu| >> sigma (and a negative variance, hence NaN, on constant slices)."""
-    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_naive_one_pass)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a variance <= 0: NaN or inf (the bug)
+        return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_naive_one_pass)
 
 
 @supports("float32")
@@ -442,13 +446,15 @@ def float64_output(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64, out=np.float64)
 
 
+def _normalize_without_epsilon(x, mu, var, g, b, eps):
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant slices: 0 / 0 (the bug)
+        return (x - mu) / np.sqrt(var) * g + b
+
+
 @supports(*MUTANT_DTYPES)
 def epsilon_ignored(x, *, axes, scale, offset, epsilon, training):
     """BUG: epsilon dropped: (x - mu) / sqrt(var) (NaN on constant slices)."""
-    return _numpy_bn(
-        x, axes, scale, offset, epsilon, training,
-        normalize=lambda x, mu, var, g, b, eps: (x - mu) / np.sqrt(var) * g + b,
-    )
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, normalize=_normalize_without_epsilon)
 
 
 @supports(*MUTANT_DTYPES)
@@ -532,7 +538,9 @@ def _rescaled_by_global_max(x, axes, scale, offset, epsilon, training):
     s = float(np.ldexp(1.0, int(np.frexp(top)[1]))) if np.isfinite(top) else float(top)
     xs = (x.astype(np.float64) / s).astype(x.dtype)
     mu, var = _two_pass(xs, axes)
-    y = _standard(xs, mu, var, _param(scale, x.dtype), _param(offset, x.dtype), x.dtype.type(epsilon / s**2))
+    with np.errstate(over="ignore"):  # a tiny s: eps / s^2 is inf in x's dtype (the bug)
+        eps = x.dtype.type(epsilon / s**2)
+    y = _standard(xs, mu, var, _param(scale, x.dtype), _param(offset, x.dtype), eps)
     return np.asarray(y, dtype=x.dtype)
 
 
@@ -564,7 +572,8 @@ def unbiased_then_rescaled(x, *, axes, scale, offset, epsilon, training):
 
 
 def _forgotten_upcast(x, *, axes, scale, offset, epsilon, training):
-    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_running_sums)
+    with np.errstate(invalid="ignore"):  # overflowed running sums: inf moments, NaN outputs
+        return _half_bn(x, axes, scale, offset, epsilon, training, moments=_running_sums)
 
 
 @supports("float16", moments=_moments_attr(_running_sums))
