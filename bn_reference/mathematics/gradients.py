@@ -280,6 +280,8 @@ def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool
 # Drawing a case: a BN case plus an upstream gradient dy of the same shape and dtype
 # --------------------------------------------------------------------------------------
 
+_SIGNS = st.sampled_from((1.0, -1.0))  # built once, not per example
+_EXPONENTS = st.integers(-3, 3)
 DY_REGIMES = bst.regimes(kinds=("gaussian", "integers"), locations=(0.0, 1.0, -10.0), spreads=(1.0, 10.0))
 
 
@@ -319,7 +321,7 @@ def scaled_grad_cases(data, subject, dtype="float32"):
     for ``a = +-2^k``, k in -3..3, kept only where the scaling is exact (no overflow,
     no lost subnormal bits) and both cases are inside the domains."""
     case, dy = grad_cases(data, subject, dtype)
-    a = data.draw(st.sampled_from((1.0, -1.0)), label="sign") * 2.0 ** data.draw(st.integers(-3, 3), label="k")
+    a = data.draw(_SIGNS, label="sign") * 2.0 ** data.draw(_EXPONENTS, label="k")
     with np.errstate(over="ignore", under="ignore"):
         x = (case.x.astype(np.float64) * a).astype(case.x.dtype)
     assume(np.array_equal(x.astype(np.float64) / a, case.x.astype(np.float64)))
