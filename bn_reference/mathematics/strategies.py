@@ -152,7 +152,43 @@ def _sampled(options: tuple):
 
 @_cached
 def _min_rank(shape_strategy, min_axes: int):
-    return shape_strategy.filter(lambda s: len(s) >= min_axes)
+    return shape_strategy.filter(_RankAtLeast(min_axes))
+
+
+class _RankAtLeast:
+    """The shape filter ``len(s) >= k``, as an object rather than a lambda. Hypothesis (6.170)
+    validates a filtered strategy again on every draw (``FilteredStrategy.do_validate``
+    re-initialises the strategy, which clears its "validated" flag), and each validation
+    tries to rewrite a filter on a list's length into the list's ``min_size`` by reading
+    the predicate's source with ``ast`` (~0.1 ms per example). A lambda over a variable is
+    never rewritten; a callable without ``__name__`` is not even read. Same filter, same
+    strategy, same draws."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, shape) -> bool:
+        return len(shape) >= self.k
+
+    def __repr__(self) -> str:
+        return f"rank_at_least({self.k})"
+
+
+class _RankIn:
+    """The shape filter ``len(s) in ranks`` (see ``_RankAtLeast`` for why an object)."""
+
+    __slots__ = ("ranks",)
+
+    def __init__(self, ranks):
+        self.ranks = ranks
+
+    def __call__(self, shape) -> bool:
+        return len(shape) in self.ranks
+
+    def __repr__(self) -> str:
+        return f"rank_in({list(self.ranks)})"
 
 
 @dataclass(frozen=True)
@@ -487,7 +523,7 @@ def default_shapes(min_axes: int = 1, axes_sets=None):
         raise ValueError(f"axes_sets expresses no axis set of {min_axes} or more axes at ranks 1..5")
     small = shapes(min_dims=ranks[0], max_dims=ranks[-1])
     if len(ranks) < ranks[-1] - ranks[0] + 1:  # gaps: reject the ranks in between
-        small = small.filter(lambda s: len(s) in ranks)
+        small = small.filter(_RankIn(ranks))
     return st.one_of(small, long_shapes()) if 2 in ranks else small
 
 
