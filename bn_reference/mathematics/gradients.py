@@ -131,7 +131,8 @@ from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import _subject_call  # the watchdog-guarded, timed call
 from bn_reference.mathematics.reference import batch_norm_vjp, normalized, reduce_to
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
-from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, moment_error, times, unit_roundoff
+from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, times, unit_roundoff
+from bn_reference.mathematics.tolerance import _moment_error, _SliceStats  # shared by the bound's two evaluations
 
 __all__ = [
     "reduce_to",
@@ -182,62 +183,80 @@ class GradBound:
         return GradBound(self.dx + other.dx, self.dgamma + other.dgamma, self.dbeta + other.dbeta)
 
 
-def _moments_used(x64, axes, eps, dtype, acc):
+class _GradTerms:
+    """The exact float64 quantities ``grad_bound`` needs beyond the precision (slice
+    statistics of x and of dy, ``inv``, ``x_hat``, ``m1``, ``m2`` and the magnitudes the
+    bounds multiply), the same for x's dtype and for float64, so computed once per call."""
+
+    def __init__(self, x64, d, axes, g, eps: float):
+        self.x64, self.axes, self.eps = x64, axes, eps
+        self.st, self.d_st = _SliceStats(x64, axes), _SliceStats(d, axes)
+        self.denom = self.st.var + eps
+        with np.errstate(divide="ignore"):
+            self.inv = inv = 1 / np.sqrt(self.denom)
+        self.ad = ad = np.abs(d)
+        self.big = big = np.abs(x64) + np.abs(self.st.mu)  # |x| + |mu|
+        with np.errstate(invalid="ignore", over="ignore"):
+            x_hat = (x64 - self.st.mu) * inv
+            m1 = d.mean(axis=axes, keepdims=True)
+            m2 = (d * x_hat).mean(axis=axes, keepdims=True)
+            self.ad_mean = ad.mean(axis=axes, keepdims=True)
+            self.ad_big = ad * big
+            self.ad_big_mean = self.ad_big.mean(axis=axes, keepdims=True)
+            self.ag_inv = np.abs(g) * inv
+            self.ad_m1 = ad + np.abs(m1)
+            self.abs_x_hat = np.abs(x_hat)
+            self.abs_m2 = np.abs(m2)
+            self.abs_x_hat_m2 = np.abs(x_hat * m2)
+            self.abs_d_x_hat = np.abs(d * x_hat)
+
+
+def _moments_used(t: _GradTerms, dtype, acc):
     """(MomentError at acc, E_mu, e) for the elementwise stage in ``dtype`` (items 3 and 6)."""
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     ua = unit_roundoff(acc)
-    me = moment_error(x64, axes, acc)
+    me = _moment_error(t.st, acc, "float32")  # = moment_error(x, axes, acc)
     e_mu, e_var = me.mean, me.var
     if acc != dtype:  # tolerance item 6: the mean and variance rounded to x's dtype
         e_mu = me.mean * (1 + u) + u * np.abs(me.mu) + tiny
         g3 = float(gamma(3, u))
         e_var_a = g3 * (me.sigma2 + np.square(e_mu)) + (1 + g3) * me.var + np.square(e_mu) + 2 * tiny
         e_var = e_var_a * (1 + u) + u * me.sigma2 + tiny
-    e = inv_relative_error(e_var + ua * eps + float(finfo(acc).smallest_subnormal), me.sigma2 + eps, ua)
+    e = inv_relative_error(e_var + ua * t.eps + float(finfo(acc).smallest_subnormal), t.denom, ua)
     if acc != dtype:
         e = e + u * (1 + e)
     return me, e_mu, e
 
 
-def _model(x64, d, axes, g, eps, gshape, bshape, dtype, acc) -> GradBound:
+def _model(t: _GradTerms, gshape, bshape, dtype, acc) -> GradBound:
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     ua = unit_roundoff(acc)
     half = acc != dtype
-    me, e_mu, e = _moments_used(x64, axes, eps, dtype, acc)
+    me, e_mu, e = _moments_used(t, dtype, acc)
     n = me.n
-    with np.errstate(divide="ignore"):
-        inv = 1 / np.sqrt(me.sigma2 + eps)
+    inv, ad = t.inv, t.ad
     e_d = e_mu + tiny
-    ad = np.abs(d)
-    big = np.abs(x64) + np.abs(me.mu)  # |x| + |mu|
     with np.errstate(invalid="ignore", over="ignore"):
-        x_hat = (x64 - me.mu) * inv
-        m1 = d.mean(axis=axes, keepdims=True)
-        m2 = (d * x_hat).mean(axis=axes, keepdims=True)
-        e_m1 = moment_error(d, axes, acc).mean + (times(gamma(2, u), ad.mean(axis=axes, keepdims=True)) if half else 0.0)
+        e_m1 = _moment_error(t.d_st, acc, "float32").mean + (times(gamma(2, u), t.ad_mean) if half else 0.0)
         products = gamma(n + 2, ua) + (gamma(4, u) if half else 0.0)
-        e_m2 = (
-            times(products * inv, (ad * big).mean(axis=axes, keepdims=True))
-            + times(e_d * inv, ad.mean(axis=axes, keepdims=True))
-            + tiny * inv
-        )
+        e_m2 = times(products * inv, t.ad_big_mean) + times(e_d * inv, t.ad_mean) + tiny * inv
         rho1 = (1 + e) * (1 + u) ** 10 - 1
         rho3 = (1 + e) ** 3 * (1 + u) ** 10 - 1
-        ag = np.abs(g)
-        b_dx = ag * inv * (
-            rho1 * (ad + np.abs(m1))
+        b_dx = t.ag_inv * (
+            rho1 * t.ad_m1  # rho_1 (|dy| + |m1|)
             + (1 + rho1) * e_m1
-            + rho3 * np.abs(x_hat * m2)
-            + (1 + rho3) * (times(np.abs(x_hat), e_m2) + times(np.abs(m2), e_d * inv) + times(e_d * inv, e_m2))
+            + rho3 * t.abs_x_hat_m2
+            + (1 + rho3) * (times(t.abs_x_hat, e_m2) + times(t.abs_m2, e_d * inv) + times(e_d * inv, e_m2))
         ) + 4 * tiny
-        m = x64.size // int(np.prod(gshape))  # elements summed into one gamma entry
+        size = t.x64.size
+        m = size // int(np.prod(gshape))  # elements summed into one gamma entry
         pg = gamma(m + 3, ua) + (gamma(6, u) if half else 0.0)
-        per = (1 + e) * (times(pg * inv, ad * big) + times(e_d * inv, ad) + tiny * inv) + times(e, np.abs(d * x_hat))
-        b_dgamma = reduce_to(np.broadcast_to(per, x64.shape), gshape) + tiny
-        mb = x64.size // int(np.prod(bshape))
+        per = (1 + e) * (times(pg * inv, t.ad_big) + times(e_d * inv, ad) + tiny * inv) + times(e, t.abs_d_x_hat)
+        b_dgamma = reduce_to(np.broadcast_to(per, t.x64.shape), gshape) + tiny
+        mb = size // int(np.prod(bshape))
         b_dbeta = reduce_to(gamma(mb, ua) * ad + tiny + (gamma(2, u) * ad if half else 0.0), bshape)
     nan_inf = lambda b: np.where(np.isnan(b), np.inf, b)  # noqa: E731
-    return GradBound(nan_inf(np.broadcast_to(b_dx, x64.shape)), nan_inf(b_dgamma), nan_inf(b_dbeta))
+    return GradBound(nan_inf(np.broadcast_to(b_dx, t.x64.shape)), nan_inf(b_dgamma), nan_inf(b_dbeta))
 
 
 def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32") -> GradBound:
@@ -250,10 +269,11 @@ def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None,
     d = np.asarray(dy).astype(np.float64)
     g = np.asarray(scale, dtype=np.float64)
     shapes = (np.shape(scale), np.shape(scale if offset is None else offset))
-    b = _model(x64, d, tuple(axes), g, float(epsilon), *shapes, dtype, acc)
+    terms = _GradTerms(x64, d, tuple(axes), g, float(epsilon))
+    b = _model(terms, *shapes, dtype, acc)
     if dtype != np.float64:
         f64 = np.dtype(np.float64)
-        b = b + _model(x64, d, tuple(axes), g, float(epsilon), *shapes, f64, f64)
+        b = b + _model(terms, *shapes, f64, f64)
     return b
 
 
@@ -269,10 +289,13 @@ def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + float(epsilon))
         big = np.abs(x64) + np.abs(mu)
-        p = (d * big).mean(axis=axes, keepdims=True)
+        d_big = d * big
+        p = d_big.mean(axis=axes, keepdims=True)
         worst = np.abs(np.asarray(scale, dtype=np.float64)) * inv**3 * n * p * big
-        sums = (reduce_to(np.broadcast_to(d * big * inv, x64.shape), np.shape(scale)), reduce_to(d, np.shape(scale if offset is None else offset)))
-        ok = np.all(worst <= limit) and np.all(n * p * inv <= limit) and np.all(inv**3 <= limit) and all(np.all(s <= limit) for s in sums)
+        ok = (worst <= limit).all() and (n * p * inv <= limit).all() and (inv**3 <= limit).all()
+        if ok:  # the sums, only when the rest holds
+            sums = (reduce_to(np.broadcast_to(d_big * inv, x64.shape), np.shape(scale)), reduce_to(d, np.shape(scale if offset is None else offset)))
+            ok = all((s <= limit).all() for s in sums)
     return bool(ok)
 
 
@@ -280,6 +303,8 @@ def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool
 # Drawing a case: a BN case plus an upstream gradient dy of the same shape and dtype
 # --------------------------------------------------------------------------------------
 
+_SIGNS = st.sampled_from((1.0, -1.0))  # built once, not per example
+_EXPONENTS = st.integers(-3, 3)
 DY_REGIMES = bst.regimes(kinds=("gaussian", "integers"), locations=(0.0, 1.0, -10.0), spreads=(1.0, 10.0))
 
 
@@ -319,7 +344,7 @@ def scaled_grad_cases(data, subject, dtype="float32"):
     for ``a = +-2^k``, k in -3..3, kept only where the scaling is exact (no overflow,
     no lost subnormal bits) and both cases are inside the domains."""
     case, dy = grad_cases(data, subject, dtype)
-    a = data.draw(st.sampled_from((1.0, -1.0)), label="sign") * 2.0 ** data.draw(st.integers(-3, 3), label="k")
+    a = data.draw(_SIGNS, label="sign") * 2.0 ** data.draw(_EXPONENTS, label="k")
     with np.errstate(over="ignore", under="ignore"):
         x = (case.x.astype(np.float64) * a).astype(case.x.dtype)
     assume(np.array_equal(x.astype(np.float64) / a, case.x.astype(np.float64)))

@@ -50,19 +50,30 @@ def moments(x: np.ndarray, axes, *, keepdims: bool = True, dtype=None):
     empty = [a for a in axes if x.shape[a] == 0]
     if empty:
         raise ValueError(f"axes={axes}: reduced axis {empty[0]} of x (shape {x.shape}) has size 0; moments over no elements are undefined")
-    x64 = x.astype(np.float64)
-    mu = x64.mean(axis=axes, keepdims=True)
-    var = np.square(x64 - mu).mean(axis=axes, keepdims=True)
+    mu, var = _moments64(x.astype(np.float64), axes)
     if not keepdims:
         mu, var = mu.squeeze(axes), var.squeeze(axes)
     out = np.dtype(dtype) if dtype is not None else x.dtype
     return mu.astype(out), var.astype(out)
 
 
+def _moments64(x64: np.ndarray, axes: tuple[int, ...]):
+    """``(mu, sigma^2)``, keepdims, of a float64 ``x64`` over checked ``axes`` (two-pass)."""
+    mu = x64.mean(axis=axes, keepdims=True)
+    return mu, np.square(x64 - mu).mean(axis=axes, keepdims=True)
+
+
 def normalized(x: np.ndarray, axes, epsilon: float) -> np.ndarray:
     """Return x_hat = (x - mu) / sqrt(sigma^2 + eps) in float64 (no scale, no offset)."""
     mu, var = moments(x, axes, dtype=np.float64)
     return (x.astype(np.float64) - mu) / np.sqrt(var + epsilon)
+
+
+def _normalized64(x64: np.ndarray, axes: tuple[int, ...], epsilon: float) -> np.ndarray:
+    """``normalized`` of a float64 ``x64`` over checked, non-empty ``axes`` (the same
+    arithmetic, without checking x and axes again)."""
+    mu, var = _moments64(x64, axes)
+    return (x64 - mu) / np.sqrt(var + epsilon)
 
 
 def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, dtype=None):
@@ -75,25 +86,29 @@ def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3
     axes = normalize_axes(axes, x.ndim)
     gamma = check_affine("scale", scale, x.shape, axes)
     beta = check_affine("offset", offset, x.shape, axes)
-    eps = check_epsilon(epsilon)
-    out = np.dtype(dtype) if dtype is not None else x.dtype
+    return _batch_norm(x, axes, gamma, beta, check_epsilon(epsilon), np.dtype(dtype) if dtype is not None else x.dtype)
+
+
+def _batch_norm(x: np.ndarray, axes: tuple[int, ...], gamma: np.ndarray, beta: np.ndarray, eps: float, out: np.dtype):
+    """``batch_norm`` on checked arguments (``check_affine``'s float64 gamma and beta)."""
     if x.size == 0:
         return np.empty(x.shape, dtype=out)
     with np.errstate(invalid="ignore"):  # a NaN or inf slice is NaN, as documented above
-        y = normalized(x, axes, eps) * gamma + beta
+        y = _normalized64(x.astype(np.float64), axes, eps) * gamma + beta
     return y.astype(out)
 
 
 def reference(x, *, axes, scale, offset, epsilon, training):
-    """The reference as a subject: ``batch_norm`` when training, else a copy of ``x``."""
+    """The reference as a subject: ``batch_norm`` when training, else a copy of ``x``
+    (each argument checked once)."""
     x = check_x(x)
     axes = normalize_axes(axes, x.ndim)
-    check_affine("scale", scale, x.shape, axes)
-    check_affine("offset", offset, x.shape, axes)
-    check_epsilon(epsilon)
+    gamma = check_affine("scale", scale, x.shape, axes)
+    beta = check_affine("offset", offset, x.shape, axes)
+    eps = check_epsilon(epsilon)
     if not check_training(training):
         return x.copy()
-    return batch_norm(x, axes, scale, offset, epsilon)
+    return _batch_norm(x, axes, gamma, beta, eps, x.dtype)
 
 
 reference.bn_dtypes = ("float32", "float64", "float16", "bfloat16")

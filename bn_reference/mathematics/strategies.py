@@ -12,6 +12,7 @@ example and of the ``@reproduce_failure`` blob).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -74,20 +75,66 @@ FAVOURED_EPSILONS = (1e-3, 1e-5)
 # strategy construction take ~40% of each example). Bounded, since callers may pass fresh
 # strategy objects (new keys) per example.
 def _cached(build):
-    """``build`` memoized on its arguments (LRU, 512 entries); unhashable arguments (a list)
-    build afresh."""
-    memo = functools.lru_cache(maxsize=512)(build)
+    """``build`` memoized on its arguments (LRU, 512 entries), each keyed by ``_key``;
+    unhashable arguments (a list) build afresh."""
+    memo: collections.OrderedDict = collections.OrderedDict()
 
     @functools.wraps(build)
     def get(*args, **kwargs):
         try:
-            return memo(*args, **kwargs)
+            key = (tuple(map(_key, args)), tuple((k, _key(v)) for k, v in sorted(kwargs.items())))
+            built = memo.get(key)
         except TypeError as exc:
             if "unhashable" not in str(exc):
                 raise
             return build(*args, **kwargs)
+        if built is None:
+            built = memo[key] = build(*args, **kwargs)
+            if len(memo) > 512:
+                memo.popitem(last=False)
+        else:
+            memo.move_to_end(key)
+        return built
 
+    get.cache_clear = memo.clear
     return get
+
+
+def _key(arg):
+    """What ``_cached`` keys an argument on: the argument itself (strategies by identity),
+    except for the strategies properties build afresh for each example out of constant
+    parts (``st.one_of(bst.shapes(min_side=2), bst.long_shapes())``, ``st.just(0.0)``, an
+    epsilon-comparable case's ``st.just(regime)``), which would miss every time (~1.3 ms
+    per example: the composite, its rank filter and their validation built again):
+
+    * ``st.just(v)`` (no ``.map``/``.filter``) of a float, int, bool, None or str: keyed by
+      ``v``'s type and repr (so ``0.0``, ``-0.0`` and ``0`` stay apart), of a ``Regime`` by
+      its fields the same way. It draws nothing and returns ``v``: same key, same strategy.
+    * ``st.one_of(a, b, ...)``: keyed by its parts, in order, each keyed by ``_key``. A
+      ``one_of`` draws its branch index, then from that branch: its behaviour is that of
+      its parts. The key holds the parts it names by identity, so their ids are never reused
+      while the entry lives.
+    * a ``Regime``: by its fields' types and reprs (its ``==`` would equate 0.0 and -0.0).
+
+    Anything else (unknown strategy types, or Hypothesis reorganised) keys by itself, as
+    before: a miss, never a wrong hit."""
+    kind = type(arg)
+    if kind is Regime:
+        return (Regime, arg.kind, type(arg.location), repr(arg.location), type(arg.spread), repr(arg.spread))
+    if kind is _ONE_OF:
+        parts = getattr(arg, "original_strategies", None)
+        return arg if parts is None else (_ONE_OF, *map(_key, parts))
+    if kind is _JUST and not getattr(arg, "_transformations", True):
+        value = arg.value
+        if type(value) is Regime:
+            return (_JUST, _key(value))
+        if value is None or type(value) in (float, int, bool, str):
+            return (_JUST, type(value), repr(value))
+    return arg
+
+
+_ONE_OF = type(st.one_of(st.none(), st.none()))
+_JUST = type(st.just(0))
 
 
 _SEEDS = st.integers(0, 2**32 - 1)
@@ -95,6 +142,7 @@ _BOOLS = st.booleans()
 _SCALE_MAGNITUDES = st.floats(0.1, 10.0)
 _OFFSETS = st.floats(-10.0, 10.0)
 _SIGNS = st.sampled_from([1.0, -1.0])
+_POISONS = st.sampled_from((math.nan, math.inf, -math.inf))
 _SIMPLE = {"scale": st.sampled_from((1.0, 2.0, 0.5, -1.5)), "offset": st.sampled_from((0.0, 1.0, -3.0, 0.25))}
 
 
@@ -105,7 +153,43 @@ def _sampled(options: tuple):
 
 @_cached
 def _min_rank(shape_strategy, min_axes: int):
-    return shape_strategy.filter(lambda s: len(s) >= min_axes)
+    return shape_strategy.filter(_RankAtLeast(min_axes))
+
+
+class _RankAtLeast:
+    """The shape filter ``len(s) >= k``, as an object rather than a lambda. Hypothesis (6.170)
+    validates a filtered strategy again on every draw (``FilteredStrategy.do_validate``
+    re-initialises the strategy, which clears its "validated" flag), and each validation
+    tries to rewrite a filter on a list's length into the list's ``min_size`` by reading
+    the predicate's source with ``ast`` (~0.1 ms per example). A lambda over a variable is
+    never rewritten; a callable without ``__name__`` is not even read. Same filter, same
+    strategy, same draws."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, shape) -> bool:
+        return len(shape) >= self.k
+
+    def __repr__(self) -> str:
+        return f"rank_at_least({self.k})"
+
+
+class _RankIn:
+    """The shape filter ``len(s) in ranks`` (see ``_RankAtLeast`` for why an object)."""
+
+    __slots__ = ("ranks",)
+
+    def __init__(self, ranks):
+        self.ranks = ranks
+
+    def __call__(self, shape) -> bool:
+        return len(shape) in self.ranks
+
+    def __repr__(self) -> str:
+        return f"rank_in({list(self.ranks)})"
 
 
 @dataclass(frozen=True)
@@ -198,6 +282,7 @@ def reduced_axes(ndim: int, *, min_size: int = 1, max_size: int | None = None):
     return st.sampled_from(subsets)
 
 
+@_cached
 def axis_splits(axes: tuple[int, ...]):
     """Splits ``A = A1 | A2`` of a reduced-axis set into two non-empty disjoint sets."""
     if len(axes) < 2:
@@ -226,9 +311,14 @@ def regimes(*, kinds=KINDS, locations=LOCATIONS, spreads=SPREADS, dtype=None):
         return abs(loc) <= limit * sp and resolvable_spread(dtype, sp)
 
     pairs = {kind: [(loc, sp) for loc in locations for sp in spreads if kept(kind, loc, sp)] for kind in kinds}
-    return st.sampled_from([k for k in kinds if pairs[k]]).flatmap(
-        lambda kind: st.sampled_from(pairs[kind]).map(lambda p: Regime(kind, *p))
-    )
+    # The strategy each kind expands to, built once here rather than by flatmap on every
+    # draw (the same sampled_from(...).map(...) either way, so the same draws).
+    expanded = {kind: st.sampled_from(pairs[kind]).map(functools.partial(_regime_of, kind)) for kind in kinds if pairs[kind]}
+    return st.sampled_from([k for k in kinds if pairs[k]]).flatmap(lambda kind: expanded[kind])
+
+
+def _regime_of(kind: str, pair) -> Regime:
+    return Regime(kind, *pair)
 
 
 def max_condition(dtype) -> float:
@@ -360,6 +450,7 @@ def _draw_values(draw, shape, axes, dtype, regime: Regime):
     return _make_values(np.random.default_rng(seed), shape, axes, np.dtype(dtype), regime), regime, seed
 
 
+@_cached
 @st.composite
 def values(draw, shape, axes, dtype="float32", regime: Regime | None = None):
     """An array of ``shape`` and ``dtype`` in ``regime`` (drawn if not given); returns
@@ -391,6 +482,7 @@ def _draw_affine(draw, shape, axes, dtype, role: str, per_feature: bool):
     return draw(_SIMPLE[role])
 
 
+@_cached
 @st.composite
 def affine(draw, shape, axes, dtype="float32", *, role: str = "scale", per_feature: bool = False):
     """``scale`` (gamma) or ``offset`` (beta): a Python float, or a per-feature array of
@@ -432,7 +524,7 @@ def default_shapes(min_axes: int = 1, axes_sets=None):
         raise ValueError(f"axes_sets expresses no axis set of {min_axes} or more axes at ranks 1..5")
     small = shapes(min_dims=ranks[0], max_dims=ranks[-1])
     if len(ranks) < ranks[-1] - ranks[0] + 1:  # gaps: reject the ranks in between
-        small = small.filter(lambda s: len(s) in ranks)
+        small = small.filter(_RankIn(ranks))
     return st.one_of(small, long_shapes()) if 2 in ranks else small
 
 
@@ -619,7 +711,7 @@ def poisoned_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"
     at the first element)."""
     clean = draw(bn_cases(dtypes=(dtype,), shape_strategy=shapes(max_dims=4, max_side=5), axes_sets=axes_sets, accumulation=accumulation))
     index = tuple(draw(st.integers(0, d - 1)) for d in clean.x.shape)
-    value = draw(st.sampled_from((math.nan, math.inf, -math.inf)))
+    value = draw(_POISONS)
     x = clean.x.copy()
     x[index] = value
     return PoisonedCase(replace(clean, x=x), clean, index, value)

@@ -166,6 +166,8 @@ implementation in ``dtype``; ``err / B`` is the margin reported per property.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -193,11 +195,16 @@ ACCUMULATIONS = ("float32", "input")
 HALF = ("float16", "bfloat16")
 
 
+# finfo, unit_roundoff and accumulation_dtype are asked for the same few dtypes millions of
+# times in a run (each bound, each domain check): memoized on their arguments, which are
+# dtypes, dtype names or scalar types (all hashable, and each names one dtype for good).
+@functools.lru_cache(maxsize=None)
 def finfo(dtype):
     """``numpy.finfo`` that also knows bfloat16 (through ``ml_dtypes``)."""
     return ml_dtypes.finfo(np.dtype(dtype))
 
 
+@functools.lru_cache(maxsize=None)
 def unit_roundoff(dtype) -> float:
     """u = eps / 2: the largest relative error of one rounding to nearest."""
     return float(finfo(dtype).eps) / 2
@@ -205,18 +212,25 @@ def unit_roundoff(dtype) -> float:
 
 def gamma(k, u: float):
     """gamma_k = k u / (1 - k u); infinite once k u >= 1 (the bound says nothing)."""
+    if type(k) is int and type(u) is float:  # the common scalar case, without the array machinery
+        ku = float(k) * u  # exactly the float64 product the array path forms
+        return np.float64(ku / (1 - ku) if ku < 1 else np.inf)
     ku = np.asarray(k, dtype=np.float64) * u
     with np.errstate(divide="ignore"):
         return np.where(ku < 1, ku / np.maximum(1 - ku, 0), np.inf)
 
 
+@functools.lru_cache(maxsize=None)
+def _accumulation_dtype(dtype: np.dtype, accumulation: str) -> np.dtype:
+    if accumulation not in ACCUMULATIONS:
+        raise ValueError(f"accumulation={accumulation!r}: choose one of {ACCUMULATIONS}")
+    return np.dtype(np.float32) if accumulation == "float32" and dtype.name in HALF else dtype
+
+
 def accumulation_dtype(dtype, accumulation: str = "float32") -> np.dtype:
     """The dtype the reductions of a correct subject run in (item 6): float32 for a
     float16/bfloat16 x under the default contract, x's own dtype otherwise."""
-    if accumulation not in ACCUMULATIONS:
-        raise ValueError(f"accumulation={accumulation!r}: choose one of {ACCUMULATIONS}")
-    dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if accumulation == "float32" and dtype.name in HALF else dtype
+    return _accumulation_dtype(np.dtype(dtype), accumulation)
 
 
 def contract_name(dtype, accumulation: str = "float32") -> str:
@@ -243,6 +257,9 @@ class MomentError:
 
 def times(g, t):
     """g * t with 0 * inf = 0 (either way round): a vacuous bound times an exact zero is zero."""
+    if type(g) in (float, np.float64) and g != 0 and math.isfinite(g):
+        # g a finite non-zero number: only t's zeros need the rule (and g * t forms no 0 * inf)
+        return np.where(np.asarray(t) == 0, 0.0, g * t)
     with np.errstate(invalid="ignore"):
         return np.where((np.asarray(g) == 0) | (np.asarray(t) == 0), 0.0, g * t)
 
@@ -253,19 +270,34 @@ def _stats(x64: np.ndarray, axes: tuple[int, ...]):
     return mu, dev2.mean(axis=axes, keepdims=True), dev2.max(axis=axes, keepdims=True)
 
 
+class _SliceStats:
+    """The exact float64 statistics of x per slice that every bound of x starts from
+    (module docstring: ``mu``, ``var``, ``D2``, ``max|x|``, N), computed once per x and
+    shared by the bound's two evaluations (x's dtype and float64)."""
+
+    __slots__ = ("x64", "axes", "n", "mu", "var", "d2", "x_max", "spread")
+
+    def __init__(self, x64: np.ndarray, axes: tuple[int, ...]):
+        self.x64, self.axes = x64, axes
+        self.n = int(np.prod([x64.shape[a] for a in axes]))
+        self.mu, self.var, self.d2 = _stats(x64, axes)
+        self.x_max = np.abs(x64).max(axis=axes, keepdims=True)
+        self.spread = self.var + 3 * self.d2 + 2 * self.x_max * np.sqrt(self.d2)
+
+
 def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None, accumulation: str = "float32") -> MomentError:
     """E_mu and E_var for moments of x in ``dtype`` (returned in ``dtype``): items 1 and 2
     of the module docstring when the reductions run in ``dtype``, item 6 when they run in
     float32 (``accumulation_dtype``)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
+    return _moment_error(_SliceStats(x.astype(np.float64), axes), dtype, accumulation)
+
+
+def _moment_error(st: _SliceStats, dtype: np.dtype, accumulation: str) -> MomentError:
     acc = accumulation_dtype(dtype, accumulation)
     v, tiny_a = unit_roundoff(acc), float(finfo(acc).tiny)
-    x64 = x.astype(np.float64)
-    n = int(np.prod([x.shape[a] for a in axes]))
-    mu, var, d2 = _stats(x64, axes)
-    x_max = np.abs(x64).max(axis=axes, keepdims=True)
+    n, mu, var, x_max, spread = st.n, st.mu, st.var, st.x_max, st.spread
     e_a = times(1.5 * gamma(n + 2, v), x_max) + 2 * tiny_a
-    spread = var + 3 * d2 + 2 * x_max * np.sqrt(d2)
     if acc == dtype:  # items 1 and 2
         e_var = times(gamma(n + 3, v), spread) + np.square(e_a) + 3 * tiny_a
         return MomentError(mean=e_a, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var)
@@ -294,29 +326,47 @@ def flush_to_zero_floor(tiny: float, inv, gamma_abs):
     return tiny * (2 * inv * gamma_abs + gamma_abs + 4)
 
 
-def _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation="float32") -> np.ndarray:
-    fi = finfo(dtype)
-    u, tiny = unit_roundoff(dtype), float(fi.tiny)
+class _OutputTerms:
+    """What item 4's bound needs beyond the precision: the slice statistics and the exact
+    float64 quantities of the output (``inv``, ``x_hat``, ``y`` and the magnitudes they
+    enter the bound through), the same for x's dtype and for float64, so computed once."""
+
+    __slots__ = ("st", "eps", "denom", "inv", "g", "abs_g_x_hat", "big", "beta_y", "floor")
+
+    def __init__(self, st: _SliceStats, gamma_, beta, eps: float):
+        self.st, self.eps = st, eps
+        self.denom = st.var + eps
+        with np.errstate(divide="ignore"):
+            self.inv = 1 / np.sqrt(self.denom)  # inf for a constant slice with eps = 0
+        inv = self.inv
+        self.g = g = np.abs(gamma_)
+        with np.errstate(invalid="ignore"):
+            x_hat = (st.x64 - st.mu) * inv
+            y = x_hat * gamma_ + beta
+            self.abs_g_x_hat = np.abs(gamma_ * x_hat)
+            self.big = np.abs(st.x64) + np.abs(st.mu)
+            self.beta_y = np.abs(beta) + np.abs(y)
+            self.floor = 2 * inv * g + g + 4  # flush_to_zero_floor's factor of tiny
+
+
+def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") -> np.ndarray:
+    """Item 4 (with item 6's precisions) at ``dtype``."""
+    u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     acc = accumulation_dtype(dtype, accumulation)
     v = unit_roundoff(acc)
-    me = moment_error(x64, axes, dtype, accumulation)
-    denom = me.sigma2 + eps
-    with np.errstate(divide="ignore"):
-        inv = 1 / np.sqrt(denom)  # inf for a constant slice with eps = 0
-    d_eps = v * eps + float(finfo(acc).smallest_subnormal)
-    e_inv = inv_relative_error(me.var_acc + d_eps, denom, v)
+    me = _moment_error(terms.st, dtype, accumulation)
+    inv, g = terms.inv, terms.g
+    d_eps = v * terms.eps + float(finfo(acc).smallest_subnormal)
+    e_inv = inv_relative_error(me.var_acc + d_eps, terms.denom, v)
     if acc != dtype:  # item 6: inv computed in float32, rounded once to x's dtype
         e_inv = e_inv + u * (1 + e_inv)
-    g = np.abs(gamma_)
     with np.errstate(invalid="ignore"):
-        x_hat = (x64 - me.mu) * inv
-        y = x_hat * gamma_ + beta
         b = (
-            np.abs(gamma_ * x_hat) * (e_inv + 4 * u)
+            terms.abs_g_x_hat * (e_inv + 4 * u)  # |gamma x_hat| (e_inv + 4u)
             + me.mean * inv * g * (1 + e_inv)
-            + 3 * u * (np.abs(x64) + np.abs(me.mu)) * inv * g * (1 + e_inv)
-            + 2 * u * (np.abs(beta) + np.abs(y))
-            + flush_to_zero_floor(tiny, inv, g)
+            + 3 * u * terms.big * inv * g * (1 + e_inv)  # 3u (|x| + |mu|) inv |gamma| (1 + e_inv)
+            + 2 * u * terms.beta_y  # 2u (|beta| + |y|)
+            + tiny * terms.floor  # flush_to_zero_floor(tiny, inv, |gamma|)
         )
     return np.where(np.isnan(b), np.inf, b)
 
@@ -337,10 +387,14 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation
     # A term past float64's range (max|x| D for float64 data near the overflow limit) is
     # inf: the bound is vacuous there, but a NaN or inf output still fails (err/bound NaN).
     with np.errstate(over="ignore"):
-        b = _output_bound(x64, axes, gamma_, beta, eps, dtype, accumulation)
+        terms = _OutputTerms(_SliceStats(x64, axes), gamma_, beta, eps)
+        b = _output_bound(terms, dtype, accumulation)
         if dtype != np.float64:
-            b = b + _output_bound(x64, axes, gamma_, beta, eps, np.dtype(np.float64))
+            b = b + _output_bound(terms, _FLOAT64)
     return np.broadcast_to(b, x64.shape)
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> bool:
@@ -356,18 +410,19 @@ def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, acc
         mu, var, d2 = _stats(x64, axes)
         inv = 1 / np.sqrt(var + float(epsilon))
         g = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1)
-        centred = np.abs(x64) + np.abs(mu)
+        abs_x = np.abs(x64)
+        centred = abs_x + np.abs(mu)
         products = centred * inv * g + np.abs(np.asarray(offset, dtype=np.float64))
         squares = n * (var + 3 * d2)
-        x_max = np.abs(x64).max(axis=axes, keepdims=True) if x64.size else np.zeros(())
+        x_max = abs_x.max(axis=axes, keepdims=True) if x64.size else np.zeros(())
         sums = n * x_max
         deltas = 4 * np.square(x_max)  # Welford's raw delta^2
         return bool(
-            np.all(sums <= limit_a)
-            and np.all(squares <= limit_a)
-            and np.all(deltas <= limit_a)
-            and np.all(var + float(epsilon) <= limit_a)
-            and np.all(centred <= limit_x)
-            and np.all(products <= limit_x)
-            and np.all(inv * g <= limit_x)
+            (sums <= limit_a).all()
+            and (squares <= limit_a).all()
+            and (deltas <= limit_a).all()
+            and (var + float(epsilon) <= limit_a).all()
+            and (centred <= limit_x).all()
+            and (products <= limit_x).all()
+            and (inv * g <= limit_x).all()
         )
