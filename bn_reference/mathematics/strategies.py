@@ -75,13 +75,17 @@ FAVOURED_EPSILONS = (1e-3, 1e-5)
 # strategy construction take ~40% of each example). Bounded, since callers may pass fresh
 # strategy objects (new keys) per example.
 def _cached(build):
-    """``build`` memoized on its arguments (LRU, 512 entries), each keyed by ``_key``;
-    unhashable arguments (a list) build afresh."""
-    memo: collections.OrderedDict = collections.OrderedDict()
+    """``build`` memoized on its arguments (LRU, 512 entries each way): by the arguments
+    themselves when they key by themselves (``functools.lru_cache``, the common and fast
+    case), else by ``_key``; unhashable arguments (a list) build afresh."""
+    plain = functools.lru_cache(maxsize=512)(build)  # arguments that key by themselves
+    memo: collections.OrderedDict = collections.OrderedDict()  # the others, by _key
 
     @functools.wraps(build)
     def get(*args, **kwargs):
         try:
+            if _STRUCTURAL.isdisjoint(map(type, args)) and _STRUCTURAL.isdisjoint(map(type, kwargs.values())):
+                return plain(*args, **kwargs)
             key = (tuple(map(_key, args)), tuple((k, _key(v)) for k, v in sorted(kwargs.items())))
             built = memo.get(key)
         except TypeError as exc:
@@ -96,7 +100,11 @@ def _cached(build):
             memo.move_to_end(key)
         return built
 
-    get.cache_clear = memo.clear
+    def cache_clear():
+        plain.cache_clear()
+        memo.clear()
+
+    get.cache_clear = cache_clear
     return get
 
 
@@ -131,10 +139,6 @@ def _key(arg):
         if value is None or type(value) in (float, int, bool, str):
             return (_JUST, type(value), repr(value))
     return arg
-
-
-_ONE_OF = type(st.one_of(st.none(), st.none()))
-_JUST = type(st.just(0))
 
 
 _SEEDS = st.integers(0, 2**32 - 1)
@@ -215,6 +219,11 @@ class Regime:
 
     def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis' printer of falsifying examples
         p.text(repr(self))
+
+
+_ONE_OF = type(st.one_of(st.none(), st.none()))
+_JUST = type(st.just(0))
+_STRUCTURAL = frozenset((_ONE_OF, _JUST, Regime))  # the argument types _key does not key by themselves
 
 
 @dataclass(frozen=True)
