@@ -24,7 +24,7 @@ def test_input_not_modified(subject, dtype, data):
     to before."""
     case = bst.draw_case(data, subject, dtype)
     training = data.draw(st.sampled_from([True, False, None]), label="training")
-    x = case.x.copy()
+    x = case.laid_out()  # writeable unless the drawn layout is the read-only one
     call(subject, case, x=x, training=training)
     np.testing.assert_array_equal(x, case.x, err_msg="the subject modified its input x in place")
 

@@ -38,6 +38,27 @@ def test_permutation_equivariance(subject, dtype, data):
 
 
 @given(data=st.data())
+def test_layout_invariance(subject, dtype, data):
+    """The same values in another memory layout give the same output: BN(L' x) = BN(L x)
+    for any two layouts L, L' (C or Fortran order, a permuted view, a step-2 slice of a
+    larger array, negative strides, read-only, unaligned: ``layouts.Layout``). The values,
+    hence the exact outputs, are equal, and each side is within B of them: tolerance 2B.
+    A kernel that reads its buffer in memory order, or assumes C order, fails."""
+    case = bst.draw_case(data, subject, dtype)
+    other = bst.replace(case, layout=data.draw(bst.layouts(case.x.ndim), label="other layout"))
+    assume(other.layout != case.layout)
+    there, here = (f"BN(x) {c.layout.describe(case.x.ndim)}" for c in (other, case))
+    check_close_to(
+        run(subject, other, label=there),
+        run(subject, case, label=here),
+        2 * output_bound(case),
+        law="layout invariance: the same values in another memory layout give the same output",
+        got=there,
+        want=here,
+    )
+
+
+@given(data=st.data())
 def test_translation_invariance(subject, dtype, data):
     """BN(x + c) = BN(x) for any c constant over each slice (here a scalar). x + c is
     rounded to the dtype, so the exact float64 effect of that rounding, BN64(fl(x + c)) -

@@ -26,6 +26,7 @@ BROKEN = textwrap.dedent(
         var = np.square(x64 - mu).sum(axis=axes, keepdims=True) / max(n - 1, 1)
         return ((x64 - mu) / np.sqrt(var + epsilon) * scale + offset).astype(x.dtype)
 
+    broken.bn_dtypes = ("float32",)  # the plugin's plumbing, not dtype probing (tests/test_dtype_probe.py)
     not_callable = 42
     '''
 )

@@ -126,6 +126,9 @@ def correct(x, *, axes, scale, offset, epsilon, training):
     mu = x64.mean(axis=axes, keepdims=True)
     var = np.square(x64 - mu).mean(axis=axes, keepdims=True)
     return ((x64 - mu) / np.sqrt(var + epsilon) * scale + offset).astype(x.dtype)
+
+
+correct.bn_dtypes = ("float32",)
 """
 KEY_FILES = ("properties/test_agreement.py", "properties/test_moments.py")
 

@@ -87,6 +87,14 @@ def _call_name(call: Call) -> str:
     return call.label if call.function is None else f"{call.label} [subject.{call.function}]"
 
 
+def _layout_text(call: Call) -> str:
+    """``, Fortran-ordered`` when the call's arrays came in a layout other than C order."""
+    layout = call.layout
+    if layout is None or layout.kind == "C" or call.x.ndim == 0:
+        return ""
+    return f", {layout.describe(call.x.ndim)}"
+
+
 def describe_calls(calls: list[Call]) -> list[str]:
     """The subject calls, one line each (label, x), and their other arguments: once if all
     calls share them, else on each call's line."""
@@ -98,7 +106,7 @@ def describe_calls(calls: list[Call]) -> list[str]:
     n = len(calls)
     lines = [f"the subject received ({n} call{'s' if n > 1 else ''}):"]
     for c in calls:
-        line = f"  {_call_name(c) + ':':<{width}} x = {describe_array(c.x, c.kwargs.get('axes'))}"
+        line = f"  {_call_name(c) + ':':<{width}} x = {describe_array(c.x, c.kwargs.get('axes'))}{_layout_text(c)}"
         if not shared:
             line += f"; {_kwargs_text(c.kwargs)}"
         lines.append(line)
@@ -208,6 +216,8 @@ def encode_call(call: Call) -> dict:
         "function": call.function,
         "x": encode_array(call.x),
         "kwargs": {k: _encode(v) for k, v in call.kwargs.items()},
+        # the memory layout of the call's arrays, as source (``bn_reference.mathematics.layouts.Layout``)
+        "layout": repr(call.layout) if call.layout is not None else "Layout('C')",
     }
 
 

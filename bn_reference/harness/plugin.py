@@ -16,6 +16,7 @@ from hypothesis import settings
 
 from bn_reference.harness import activation, failure
 from bn_reference.harness import report as report_mod
+from bn_reference.harness import dtypes as dtypes_mod
 from bn_reference.mathematics import checks
 from bn_reference.harness import repro
 from bn_reference.harness.maxfail import MaxfailStop
@@ -118,6 +119,7 @@ def pytest_configure(config):
             subjects.append(subject)
         except SubjectSpecError as exc:
             raise pytest.UsageError(f"--bn-impl: {exc}") from None
+    dtypes_mod.settle(config, subjects)  # probe the dtypes of subjects that declare none
     config.stash[_SUBJECTS] = subjects
     config.stash[_USER_CHOSEN] = user_chosen
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
@@ -131,6 +133,12 @@ def pytest_configure(config):
         if profile not in PROFILES:
             raise pytest.UsageError(f"HYPOTHESIS_PROFILE={profile!r}: choose one of {', '.join(PROFILES)}")
         settings.load_profile(profile)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist: hand each worker the controller's dtype probe (``dtypes.settle``)."""
+    dtypes_mod.to_worker(node)
 
 
 def _is_profile(name: str) -> bool:
@@ -154,6 +162,7 @@ def pytest_report_header(config):
     lines = [f"bn-props subjects ({origin}): {names}", f"bn-props hypothesis profile: {settings._current_profile}"]
     if not config.stash[_USER_CHOSEN]:
         lines += [f"bn-props: built-in {spec} not checked: {why}" for spec, why in default_specs()[1].items()]
+    lines += dtypes_mod.header_lines(subjects_of(config))
     lines.append("bn-props error-model contract (tolerance item 6): " + report_mod.contracts_line(report_mod.contracts(subjects_of(config))))
     lines += activation.header(config)
     if config.stash[_USER_CHOSEN]:
@@ -481,6 +490,12 @@ def pytest_terminal_summary(terminalreporter, config):
     path = config.getoption("bn_report")
     if path:
         specs = [s.spec for s in subjects_of(config)]
-        report = report_mod.build(matrix.cells, specs, settings._current_profile, contracts=report_mod.contracts(subjects_of(config)))
+        report = report_mod.build(
+            matrix.cells,
+            specs,
+            settings._current_profile,
+            contracts=report_mod.contracts(subjects_of(config)),
+            coverage={s.spec: dtypes_mod.coverage_record(s) for s in subjects_of(config)},
+        )
         json_path, md_path = report_mod.write(path, report)
         terminalreporter.write_line(f"bn-props report: {json_path} (JSON), {md_path} (Markdown)")

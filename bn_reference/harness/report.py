@@ -11,6 +11,10 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
       "contracts": {"reference": "float32-accumulation"},  # optional: the half-precision
                                                     # contract each subject was held to
                                                     # (tolerance item 6, bn_accumulation)
+      "coverage": {"reference": {                   # optional: what each subject was checked on
+          "dtypes": ["float32", ...], "dtypes_from": "declared" | "probed",
+          "refused": {"bfloat16": "TypeError: ..."},  # probed dtypes it refused
+          "layouts": ["C", "F", ...], "block_boundary_sizes": [31, 32, ...], "beyond_16_bits": [65537, ...]}},
       "results": [
         {
           "subject": "mypkg.bn:my_bn",
@@ -118,6 +122,21 @@ SCHEMA = {
         "hypothesis_profile": {"type": "string"},
         "subjects": {"type": "array", "items": {"type": "string"}},
         "contracts": {"type": "object", "additionalProperties": {"enum": sorted(CONTRACTS.values())}},
+        "coverage": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["dtypes", "dtypes_from", "refused", "layouts", "block_boundary_sizes", "beyond_16_bits"],
+                "properties": {
+                    "dtypes": {"type": "array", "items": {"type": "string"}},
+                    "dtypes_from": {"enum": ["declared", "probed"]},
+                    "refused": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "layouts": {"type": "array", "items": {"type": "string"}},
+                    "block_boundary_sizes": {"type": "array", "items": {"type": "integer"}},
+                    "beyond_16_bits": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+        },
         "results": {
             "type": "array",
             "items": {
@@ -190,7 +209,7 @@ def contracts_line(by_spec: dict[str, str]) -> str:
     return "; ".join(f"{', '.join(specs)}: {CONTRACT_TEXT[name]}" for name, specs in groups.items()) or "-"
 
 
-def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, str] | None = None) -> dict:
+def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, str] | None = None, coverage: dict | None = None) -> dict:
     """The report dict from the plugin's matrix cells ``{(subject, property): cell}``."""
     results = []
     for (subject, prop), cell in sorted(cells.items()):
@@ -215,6 +234,8 @@ def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, s
     }
     if contracts:
         report["contracts"] = dict(contracts)
+    if coverage:
+        report["coverage"] = dict(coverage)
     return report
 
 

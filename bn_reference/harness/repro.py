@@ -38,6 +38,14 @@ def literal(v) -> str:
     return repr(v)
 
 
+def _in_layout(v, layout) -> str:
+    """``literal(v)``, rebuilt in ``layout`` when ``v`` is an array and a layout is given (a
+    call whose arrays came in that memory layout)."""
+    if layout is not None and isinstance(v, np.ndarray) and v.ndim:
+        return f"{layout!r}.apply({literal(v)})"
+    return literal(v)
+
+
 def load_property(path: str, name: str):
     """The property function ``name`` of the suite's module at ``path`` (a test's node-id
     path: ``properties/test_moments.py`` in the checkout, ``test_moments.py`` from
@@ -68,6 +76,7 @@ def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) ->
         "from hypothesis import reproduce_failure",
         "",
         "from bn_reference.harness.repro import load_property",
+        "from bn_reference.mathematics.layouts import Layout  # noqa: F401  (inputs in a memory layout)",
         "from bn_reference.subjects import load_subject",
         "",
         f"sys.path[:0] = [os.getcwd(), {os.getcwd()!r}]  # the subject's module: from here, or where the check ran",
@@ -76,14 +85,15 @@ def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) ->
         "# 1. The falsifying example's subject calls, in order:",
     ]
     for i, c in enumerate(calls, 1):
-        args = ", ".join(f"{k}={literal(v)}" for k, v in c.kwargs.items())
+        laid_out = c.layout is not None and c.layout.kind != "C"
+        args = ", ".join(f"{k}={_in_layout(v, c.layout if laid_out else None)}" for k, v in c.kwargs.items())
         fn = "subject" if c.function is None else f"subject.{c.function}"
-        lines += [
-            f"# {c.label}",
-            f"x{i} = {literal(c.x)}",
-            f"y{i} = {fn}(x{i}.copy(), {args})",
-            f"print({c.label + ' ='!r}, y{i})",
-        ]
+        lines += [f"# {c.label}" + (f" (arrays in memory as: {c.layout.describe(c.x.ndim)})" if laid_out else "")]
+        if laid_out:
+            lines += [f"x{i} = {c.layout!r}.apply({literal(c.x)})", f"y{i} = {fn}(x{i}, {args})"]
+        else:
+            lines += [f"x{i} = {literal(c.x)}", f"y{i} = {fn}(x{i}.copy(), {args})"]
+        lines += [f"print({c.label + ' ='!r}, y{i})"]
     blob = _BLOB.search(longrepr)
     lines += ["", "# 2. The property's check on that example (raises the AssertionError):"]
     if blob:

@@ -39,12 +39,14 @@ SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls
 class Call:
     """One subject call exactly as made: ``label`` names it in the law's terms (``BN(x + 1)``,
     ``BN(x)``), ``function`` is the subject's attribute called (``None``: the subject itself;
-    ``"moments"``, ``"vjp"``), ``x`` a copy of the input it received, ``kwargs`` the rest."""
+    ``"moments"``, ``"vjp"``), ``x`` a copy of the input it received, ``kwargs`` the rest,
+    ``layout`` the memory layout its arrays came in (``layouts.Layout``; None: C order)."""
 
     label: str
     x: np.ndarray
     kwargs: dict
     function: str | None = None
+    layout: object = None
 
 
 @dataclass
@@ -84,11 +86,11 @@ def count_example() -> None:
         t.example_worst = 0.0
 
 
-def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str | None = None) -> None:
+def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str | None = None, layout=None) -> None:
     """Remember a subject call of the current example (for the failure report and its repro)."""
     t = _tracker.get()
     if t is not None:
-        t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function))
+        t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function, layout))
 
 
 def add_subject_time(seconds: float) -> None:

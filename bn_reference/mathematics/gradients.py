@@ -369,13 +369,15 @@ def _vjp_of(subject):
 
 
 def vjp_call(subject, case, dy, label: str = "vjp(x, dy)"):
-    """``subject.vjp(x, dy, axes=, scale=, offset=, epsilon=)`` on private copies, recorded for
+    """``subject.vjp(x, dy, axes=, scale=, offset=, epsilon=)`` on private copies in the case's
+    memory layout (``BNCase.laid_out``: x, dy and the scale/offset arrays), recorded for
     the repro and limited in time like a forward call; the result checked against the
     contract (a triple; ``dx`` of x's shape and dtype; ``dscale``/``doffset`` of the shapes of
     ``scale``/``offset``) and returned as three float64 arrays."""
-    kwargs = dict(axes=case.axes, scale=case.scale, offset=case.offset, epsilon=case.epsilon)
-    checks.record_call(case.x, {"dy": dy, **kwargs}, label=label, function="vjp")
-    out = _subject_call(_vjp_of(subject), case.x.copy(), dy.copy(), **kwargs)
+    kwargs = case.kwargs()
+    del kwargs["training"]
+    checks.record_call(case.x, {"dy": dy, **kwargs}, label=label, function="vjp", layout=case.layout)
+    out = _subject_call(_vjp_of(subject), case.laid_out(), case.laid_out(dy), **kwargs)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise AssertionError(f"vjp returned {type(out).__name__}, the contract requires a triple (dx, dscale, doffset)")
     dx, dg, db = out

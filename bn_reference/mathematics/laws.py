@@ -35,8 +35,9 @@ __all__ = [
 
 
 def call(subject, case: BNCase, x: np.ndarray | None = None, *, label: str = "BN(x)", edge_input: bool = False, **overrides):
-    """Call the subject on ``x`` (default: a private copy of ``case.x``, so a subject that
-    writes into its input cannot corrupt the comparison) with the case's arguments; the
+    """Call the subject on ``x`` (default: a private copy of ``case.x`` in the case's memory
+    layout, ``BNCase.laid_out``, so a subject that writes into its input cannot corrupt the
+    comparison; an ``x`` given is passed as it is) with the case's arguments; the
     call is recorded under ``label`` (its name in the law: ``BN(x + 1)``, ``BN(x)``) for the
     failure report and its repro, and limited in time (``watchdog``: a hang fails the
     property with ``SubjectTimeout``). ``edge_input=True`` (NaN, inf, empty or huge inputs
@@ -44,8 +45,8 @@ def call(subject, case: BNCase, x: np.ndarray | None = None, *, label: str = "BN
     Returns what the subject returned."""
     __tracebackhide__ = True  # a failure's traceback goes from the property to the subject's code
     kwargs = case.kwargs(**overrides)
-    x = case.x.copy() if x is None else x
-    checks.record_call(x, kwargs, label)
+    x = case.laid_out() if x is None else x
+    checks.record_call(x, kwargs, label, layout=case.layout)
     with provoked_warnings() if edge_input else contextlib.nullcontext():
         return _subject_call(subject, x, **kwargs)
 

@@ -59,6 +59,7 @@ from hypothesis import strategies as st
 
 from bn_reference.mathematics import checks
 from bn_reference.mathematics import strategies as bst
+from bn_reference.mathematics.layouts import C_ORDER, Layout
 from bn_reference.mathematics.reference import batch_norm
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
 from bn_reference.mathematics.tolerance import bound, finfo, flush_to_zero_floor, gamma, in_safe_domain, moment_error, unit_roundoff
@@ -95,6 +96,7 @@ class MovingCase:
     epsilon: float
     gamma: np.ndarray
     beta: np.ndarray
+    layout: Layout = C_ORDER  # the memory layout of every batch the layer receives
 
     @property
     def axes(self) -> tuple[int, ...]:
@@ -107,7 +109,8 @@ class MovingCase:
     def __repr__(self) -> str:
         return (
             f"MovingCase(shape={self.x_test.shape}, axis={self.axis}, k={len(self.batches)}, "
-            f"momentum={self.momentum!r}, epsilon={self.epsilon!r}, gamma={self.gamma.tolist()}, beta={self.beta.tolist()})"
+            f"momentum={self.momentum!r}, epsilon={self.epsilon!r}, gamma={self.gamma.tolist()}, beta={self.beta.tolist()}"
+            + (f", layout={self.layout!r})" if self.layout != C_ORDER else ")")
         )
 
 
@@ -143,6 +146,7 @@ def moving_cases(draw, *, max_batches: int = 4, min_axis: int = 0, axes_sets=Non
         epsilon=draw(bst.epsilons("float32"), label="epsilon"),
         gamma=gamma_,
         beta=beta_,
+        layout=draw(bst.layouts(len(shape)), label="layout"),
     )
     for b in (*batches, x_test):
         assume(in_safe_domain(b, axes, case.kept(gamma_), case.kept(beta_), case.epsilon))
@@ -296,7 +300,7 @@ def new_stateful(subject, case: MovingCase):
 def _trained(subject, case: MovingCase):
     layer = new_stateful(subject, case)
     for b in case.batches:
-        layer(b.copy(), training=True)
+        layer(case.layout.apply(b), training=True)
     return layer
 
 
@@ -315,7 +319,7 @@ def check_inference_uses_moving_stats(subject, case: MovingCase, training) -> No
     layer = _trained(subject, case)
     read = lambda obj: stored(obj, case.gamma.size)  # noqa: E731
     before = read(layer)
-    y = layer(case.x_test.copy(), training=training)
+    y = layer(case.layout.apply(case.x_test), training=training)
     check_inference_output(y, layer, case, law=f"layer(x, training={training})", read=read)
     after = read(layer)
     assert all(np.array_equal(p, q) for p, q in zip(before, after)), f"training={training} changed the moving statistics"

@@ -26,6 +26,7 @@ from hypothesis.extra import numpy as hnp
 
 from bn_reference.mathematics.checks import count_example
 from bn_reference.mathematics.describe import describe_value
+from bn_reference.mathematics.layouts import C_ORDER, KINDS as LAYOUT_KINDS, Layout
 from bn_reference.mathematics.reference import first_of_each_slice, first_of_each_slice_index
 from bn_reference.mathematics.tolerance import finfo, in_safe_domain, unit_roundoff
 
@@ -62,6 +63,12 @@ __all__ = [
     "zero_size_cases",
     "huge_cases",
     "refused_cases",
+    "layouts",
+    "boundary_shapes",
+    "BOUNDARY_SIZES",
+    "at_block_boundary",
+    "very_long_cases",
+    "BEYOND_16_BITS",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -239,11 +246,20 @@ class BNCase:
     regime: Regime = field(default_factory=Regime)
     seed: int = 0
     accumulation: str = "float32"  # the contract the bound holds the subject to (its bn_accumulation)
+    layout: Layout = C_ORDER  # how the arrays handed to the subject sit in memory (``layouts``)
 
     def kwargs(self, **overrides) -> dict:
+        """The call's keyword arguments; ``scale``/``offset`` arrays in the case's layout."""
         kw = dict(axes=self.axes, scale=self.scale, offset=self.offset, epsilon=self.epsilon, training=self.training)
         kw.update(overrides)
+        for name in ("scale", "offset"):
+            if isinstance(kw[name], np.ndarray) and kw[name].ndim:
+                kw[name] = self.layout.apply(kw[name])
         return kw
+
+    def laid_out(self, a=None) -> np.ndarray:
+        """``a`` (default: x) as a fresh array in the case's layout: what the subject receives."""
+        return self.layout.apply(self.x if a is None else a)
 
     @property
     def n(self) -> int:
@@ -258,7 +274,8 @@ class BNCase:
             f"scale={describe_value(self.scale)}, offset={describe_value(self.offset)}, "
             f"epsilon={describe_value(self.epsilon)}, training={self.training!r}, N={self.n}, "
             f"regime={self.regime}, seed={self.seed}"
-            + (f", accumulation={self.accumulation!r})" if self.accumulation != "float32" else ")")
+            + (f", accumulation={self.accumulation!r}" if self.accumulation != "float32" else "")
+            + (f", layout={self.layout!r})" if self.layout != C_ORDER else ")")
         )
 
     def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis' printer of falsifying examples
@@ -277,6 +294,70 @@ def long_shapes(*, min_n: int = 64, max_n: int = 4096, min_c: int = 1):
     """Shapes with one long axis for large reduction sizes: ``(n, c)`` with
     n in min_n..max_n and c in min_c..4, so that reducing over axis 0 has N = n."""
     return st.tuples(st.integers(min_n, max_n), st.integers(min_c, 4))
+
+
+# Block boundaries: a blocked or tiled reduction (a CUDA/Triton kernel's 256-lane block, a
+# vector loop's 32 or 1024) breaks at N just below, at and just above a multiple of its block
+# size: a dropped or double-counted tail, an unmasked last lane. ``boundary_shapes`` puts one
+# axis at k * 2^p - 1, k * 2^p or k * 2^p + 1 for p = 5..12 and k = 1, 3 (31 .. 12289).
+BLOCK_EXPONENTS = tuple(range(5, 13))
+BLOCK_MULTIPLES = (1, 3)
+BOUNDARY_SIZES = tuple(sorted({k * 2**p + d for p in BLOCK_EXPONENTS for k in BLOCK_MULTIPLES for d in (-1, 0, 1)}))
+
+
+def at_block_boundary(n: int) -> bool:
+    """Whether ``n`` is one of ``BOUNDARY_SIZES`` (k * 2^p + {-1, 0, 1})."""
+    return n in _BOUNDARY_SET
+
+
+_BOUNDARY_SET = frozenset(BOUNDARY_SIZES)
+
+
+@_cached
+def boundary_shapes(sizes=BOUNDARY_SIZES, *, rank1: bool = True):
+    """Shapes with one axis of a size in ``sizes`` (default ``BOUNDARY_SIZES``): ``(n,)``
+    (unless not ``rank1``), ``(n, c)`` or ``(c, n)`` with c in 1..2, so that every axis set
+    of rank 1 and two of the three of rank 2 reduce over it (N = n, or a reduced extent n)."""
+    n, c = st.sampled_from(sizes), st.integers(1, 2)
+    rank2 = (st.tuples(n, c), st.tuples(c, n))
+    return st.one_of(st.tuples(n), *rank2) if rank1 else st.one_of(*rank2)
+
+
+# Beyond 16 bits: a count or an index kept in 16 bits (a uint16 lane index, a float16 count,
+# whose largest integer is 65504) wraps or rounds once a slice holds more than 65,536 elements.
+BEYOND_16_BITS = (65537, 98305, 131073)
+
+
+class _Containing:
+    """``bn_axes``-like: the axis sets (of a subject's ``axes_sets``, or all) that contain
+    ``axis`` (an object, so that ``_cached`` keys strategies by it)."""
+
+    __slots__ = ("axis", "axes_sets")
+
+    def __init__(self, axis: int, axes_sets=None):
+        self.axis, self.axes_sets = axis, axes_sets
+
+    def __call__(self, ndim: int) -> list[tuple[int, ...]]:
+        if self.axes_sets is not None:
+            sets = [tuple(a) for a in self.axes_sets(ndim)]
+        else:
+            sets = [c for k in range(1, ndim + 1) for c in itertools.combinations(range(ndim), k)]
+        return [a for a in sets if self.axis in a]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Containing) and (self.axis, self.axes_sets) == (other.axis, other.axes_sets)
+
+    def __hash__(self) -> int:
+        return hash((self.axis, self.axes_sets))
+
+
+def very_long_cases(dtype, axes_sets=None, accumulation="float32"):
+    """``bn_cases`` whose slices hold N in ``BEYOND_16_BITS`` (> 65,536) elements: x of shape
+    ``(N, c)``, c in 1..2, reduced over axis 0 (and axis 1 too, where the subject allows)."""
+    shape = st.tuples(st.sampled_from(BEYOND_16_BITS), st.integers(1, 2))
+    return bn_cases(
+        dtypes=(dtype,), shape_strategy=shape, axes_sets=_Containing(0, axes_sets), accumulation=accumulation
+    )
 
 
 @_cached
@@ -300,6 +381,21 @@ def axis_splits(axes: tuple[int, ...]):
         st.lists(st.sampled_from(axes), min_size=1, max_size=len(axes) - 1, unique=True)
         .map(lambda a1: (tuple(sorted(a1)), tuple(a for a in axes if a not in a1)))
     )
+
+
+_LAYOUT_KINDS = st.sampled_from(LAYOUT_KINDS)
+
+
+@_cached
+@st.composite
+def layouts(draw, ndim: int):
+    """A memory ``Layout`` (``bn_reference.mathematics.layouts``) for arrays of rank ``ndim``:
+    each kind equally often, a permutation of the axes for ``"permuted"``; shrinks toward
+    C order."""
+    kind = draw(_LAYOUT_KINDS)
+    if kind == "permuted":
+        return Layout(kind, tuple(draw(st.permutations(range(ndim)))))
+    return Layout(kind)
 
 
 @_cached
@@ -527,14 +623,23 @@ def default_shapes(min_axes: int = 1, axes_sets=None):
     axes below rank 3: rejecting those shapes one by one trips Hypothesis' filter health
     check, on top of the float16 safe-domain rejections)."""
     if axes_sets is None:
-        return st.one_of(shapes(min_dims=min_axes), long_shapes())
+        return st.one_of(shapes(min_dims=min_axes), _long_or_boundary(min_axes))
     ranks = [r for r in range(max(min_axes, 1), 6) if any(len(a) >= min_axes for a in axes_sets(r))]
     if not ranks:
         raise ValueError(f"axes_sets expresses no axis set of {min_axes} or more axes at ranks 1..5")
     small = shapes(min_dims=ranks[0], max_dims=ranks[-1])
     if len(ranks) < ranks[-1] - ranks[0] + 1:  # gaps: reject the ranks in between
         small = small.filter(_RankIn(ranks))
-    return st.one_of(small, long_shapes()) if 2 in ranks else small
+    return st.one_of(small, _long_or_boundary(min_axes, axes_sets)) if 2 in ranks else small
+
+
+@_cached
+def _long_or_boundary(min_axes: int, axes_sets=None):
+    """The large-reduction half of ``default_shapes``: as often, one long axis of 64..4096
+    (``long_shapes``) or an axis at a block boundary (``boundary_shapes``; its rank-1 shapes
+    only where rank 1 is drawn)."""
+    rank1 = min_axes <= 1 and (axes_sets is None or any(len(a) >= min_axes for a in axes_sets(1)))
+    return st.one_of(long_shapes(), boundary_shapes(rank1=rank1))
 
 
 @_cached
@@ -583,6 +688,7 @@ def bn_cases(
     scale = _draw_affine(draw, shape, axes, dtype, "scale", False)
     offset = _draw_affine(draw, shape, axes, dtype, "offset", False)
     epsilon = draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy)
+    layout = draw(layouts(len(shape)))
     if dtype.name in HALF_DTYPES:
         if resolvable_constants:
             x = resolvable_constant_slices(x, axes, epsilon)
@@ -597,6 +703,7 @@ def bn_cases(
         regime=regime,
         seed=seed,
         accumulation=accumulation,
+        layout=layout,
     )
     if safe_domain:
         assume_safe(case)

@@ -17,7 +17,11 @@ input Hypothesis shrank it to. The verdict of a cell is then
 * ``pass``: the law held on every example (the worst err/bound is shown);
 * ``deviation``/``refusal``: it failed, and a finding explains it (its cause is printed);
 * ``FAIL``: it failed with no finding: a new discovery (exit status 1);
-* ``FIXED?``: a finding's cell passed: the behaviour is gone, delete the finding (exit 1);
+* ``unreached``: a finding's cell passed: this run's examples did not reach the cause there
+  (a finding is listed for every cell its cause reaches, derived from the cause, not only
+  where a few examples hit it);
+* ``FIXED?``: no cell of a finding's cause failed in the run: the behaviour is gone, delete
+  the finding (exit 1);
 * ``skip``: the law does not apply (no ``moments``, no refusal declared, ...).
 """
 from __future__ import annotations
@@ -151,11 +155,25 @@ def verdict(result: dict) -> tuple[str, object]:
     if outcome in ("failed", "error", "xfailed"):
         return (finding.kind if finding else "FAIL"), finding
     if outcome == "passed":
-        return ("FIXED?" if finding else "pass"), finding
+        return ("unreached" if finding else "pass"), finding
     return "skip", finding
 
 
-_SYMBOL = {"pass": "✓", "deviation": "D", "refusal": "R", "FAIL": "✗", "FIXED?": "!", "skip": "·"}
+def fixed_causes(rows) -> dict[str, list[str]]:
+    """``{cause: [nodeids]}`` for each finding cause none of whose cells failed in ``rows``
+    (every cell it explains passed): the behaviour is gone, or the run never reached it."""
+    reached: dict[str, bool] = {}
+    cells: dict[str, list[str]] = {}
+    for r in rows:
+        v, finding = verdict(r)
+        if finding is None or v == "skip":
+            continue
+        reached[finding.cause] = reached.get(finding.cause, False) or v in ("deviation", "refusal")
+        cells.setdefault(finding.cause, []).append(r["nodeid"])
+    return {cause: cells[cause] for cause, hit in reached.items() if not hit}
+
+
+_SYMBOL = {"pass": "✓", "deviation": "D", "unreached": "d", "refusal": "R", "FAIL": "✗", "FIXED?": "!", "skip": "·"}
 
 
 def _load(out: Path):
@@ -198,14 +216,16 @@ def render(out: Path) -> tuple[str, int]:
         "",
         "Verdicts: ✓ pass; D known deviation (a law broken; cause below); R declared refusal (an input the API",
         "refuses by design; one cell, checked by `test_declared_refusal_is_a_clear_error`); ✗ FAIL (unexplained);",
+        "d a known deviation's cell that this run's examples passed (the cause reaches it; these examples did not);",
         "! a finding that no longer reproduces; · not applicable (no `moments` exposed, no refusal declared).",
-        "Each D/R is a strict xfail in `bn_reference/subjects/framework_findings.py`: CI stays green while it",
-        "lasts and an upstream fix flips it. Symbols per cell in dtype order float32, float64, float16, bfloat16",
+        "Each D/d/R is an xfail in `bn_reference/subjects/framework_findings.py`, listed for every cell its cause",
+        "reaches; a cause none of whose cells fails any more is reported (!) and fails the run, so an",
+        "upstream fix shows. Symbols per cell in dtype order float32, float64, float16, bfloat16",
         "(only the dtypes the API supports).",
         "",
         "Few examples per cell (the `conformance` profile: 20, derandomized) because the JAX-based subjects",
         "compile once per new shape; `tox -e frameworks -- -- --hypothesis-profile ci` runs 200. A finding",
-        "listed for some dtypes only is one whose input the profile reached in those dtypes (measured);",
+        "is listed for every dtype and property its cause reaches (d where these examples did not reach it);",
         "what a subject call costs over the bare library call: `python benchmarks/bench_frameworks.py`.",
         "",
         "## Summary: one row per framework API",
@@ -228,7 +248,7 @@ def render(out: Path) -> tuple[str, int]:
                 worst = max(worst, r["worst_ratio"])
             if finding is not None and v in ("deviation", "refusal"):
                 findings_seen.setdefault((id(finding), s), [finding, s, []])[2].append(r)
-            if v in ("FAIL", "FIXED?"):
+            if v == "FAIL":
                 problems += 1
         m = meta["subjects"].get(s, {})
         run_dtypes = {_split(r["property"])[1] for r in by_subject[s]} - {None}
@@ -238,7 +258,7 @@ def render(out: Path) -> tuple[str, int]:
             dts += f" (this run: {', '.join(d for d in declared if d in run_dtypes)})"
         lines.append(
             f"| `{s}` | `{m.get('api', s)}` | {m.get('version', '?')} | {dts} | {counts['pass']} | {counts['deviation']} | "
-            f"{counts['refusal']} | {counts['FAIL'] + counts['FIXED?']} | {worst:.2g} |"
+            f"{counts['refusal']} | {counts['FAIL']} | {worst:.2g} |"
         )
     for group, how in sorted(meta.get("missing", {}).items()):
         lines.append(f"| {', '.join(f'`{n}`' for n in GROUPS[group][3])} | not installed here: `{how}` | | | | | | | |")
@@ -277,13 +297,17 @@ def render(out: Path) -> tuple[str, int]:
             if f.get("reproduce_failure"):
                 lines += [f"Replay: `{first['nodeid']}` with `{f['reproduce_failure']}`.", ""]
 
-    # Unexplained failures and fixed findings.
-    bad = [r for r in rows if verdict(r)[0] in ("FAIL", "FIXED?")]
-    if bad:
+    # Unexplained failures and fixed findings (a cause none of whose cells failed).
+    bad = [r for r in rows if verdict(r)[0] == "FAIL"]
+    fixed = fixed_causes(rows)
+    problems += len(fixed)
+    if bad or fixed:
         lines += ["", "## Unexplained (✗) and no longer reproducing (!)", ""]
         for r in bad:
             v, _ = verdict(r)
             lines.append(f"* `{r['nodeid']}`: {v}" + (f": {(r['failure'] or {}).get('message', '').splitlines()[0][:300]}" if r.get("failure") else ""))
+        for cause, nodeids in fixed.items():
+            lines.append(f"* ! no cell of this cause failed ({len(nodeids)} cells, e.g. `{nodeids[0]}`): {cause[:200]}")
     runs = meta.get("runs", {})
     if runs:
         lines += ["", "## Runs", "", "| group | seconds | extra pytest arguments |", "|---|---|---|"]

@@ -610,6 +610,72 @@ def rsqrt_in_float16(x, *, axes, scale, offset, epsilon, training):
     return _half_bn(x, axes, scale, offset, epsilon, training, inverse=_rsqrt_in_input_dtype)
 
 
+# Memory and block structure: the bugs of kernels that walk a buffer ---------------------
+
+
+def _memory_order_values(x: np.ndarray) -> np.ndarray:
+    """x's buffer read the way a C kernel handed ``x``'s lowest address would read it:
+    ``x.size`` consecutive elements, in memory order, as if x were C-contiguous. Right for a
+    C-contiguous x; wrong values in wrong places for a Fortran-ordered, permuted, sliced or
+    reversed one (stays inside x's memory: a step-2 slice's base is larger than x)."""
+    flip = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in x.strides)
+    lowest = x[flip]  # every stride positive, same memory, starting at its lowest address
+    flat = np.lib.stride_tricks.as_strided(lowest, shape=(x.size,), strides=(x.itemsize,), writeable=False)
+    return np.array(flat).reshape(x.shape)
+
+
+@supports(*MUTANT_DTYPES)
+def ignores_strides(x, *, axes, scale, offset, epsilon, training):
+    """BUG: reads its input buffer in memory order and ignores the strides (a kernel that
+    takes ``data_ptr()`` without ``.contiguous()``): right on C-contiguous x, wrong on
+    Fortran-ordered, transposed, sliced and reversed views."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    return _compute(_memory_order_values(x) if x.size else x, axes, scale, offset, epsilon)
+
+
+BLOCK = 256  # the block size of ``dropped_tail_block``
+
+
+def _first_full_blocks_moments(x, axes):
+    """Two-pass moments of each slice's first floor(N/256)*256 elements (the slice in C
+    order): the tail block is dropped whenever there is a full block before it."""
+    keep = tuple(a for a in range(x.ndim) if a not in axes)
+    moved = np.transpose(x, keep + tuple(axes))
+    rows = moved.reshape(moved.shape[: len(keep)] + (int(np.prod([x.shape[a] for a in axes])),))
+    n = rows.shape[-1]
+    used = rows[..., : (n // BLOCK) * BLOCK] if n > BLOCK else rows
+    mu = used.mean(axis=-1, keepdims=True)
+    var = np.square(used - mu).mean(axis=-1, keepdims=True)
+    shape = [1 if a in axes else d for a, d in enumerate(x.shape)]
+    return mu.reshape(shape), var.reshape(shape)
+
+
+@supports(*MUTANT_DTYPES)
+def dropped_tail_block(x, *, axes, scale, offset, epsilon, training):
+    """BUG: a blocked reduction that drops the last, partial block: the moments come from
+    the first floor(N/256)*256 elements of each slice when N > 256 (a grid of N // 256
+    blocks); N <= 256 (one block) and multiples of 256 are right."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_first_full_blocks_moments)
+
+
+def _count_in_uint16_moments(x, axes):
+    """Two-pass moments divided by a count kept in 16 bits: N mod 65536."""
+    n = int(np.prod([x.shape[a] for a in axes])) % 65536
+    with np.errstate(invalid="ignore", divide="ignore"):  # N = 65536: 0 / 0 (the bug)
+        mu = x.sum(axis=axes, keepdims=True) / x.dtype.type(n)
+        var = np.square(x - mu).sum(axis=axes, keepdims=True) / x.dtype.type(n)
+    return mu, var
+
+
+@supports(*MUTANT_DTYPES)
+def count_in_uint16(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the element count is kept in 16 bits (a uint16 lane counter): right for
+    N <= 65535, then N wraps to N mod 65536 and the moments are sums, not means."""
+    return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_count_in_uint16_moments)
+
+
 # --------------------------------------------------------------------------------------
 # Correct variants: different algorithm or rounding, same mathematics
 # --------------------------------------------------------------------------------------
@@ -694,6 +760,9 @@ MUTANTS = [
     "forgotten_upcast_bfloat16",
     "variance_clipped_to_float16",
     "rsqrt_in_float16",
+    "ignores_strides",
+    "dropped_tail_block",
+    "count_in_uint16",
 ]
 
 CORRECT = [

@@ -7,7 +7,9 @@ The contract (every subject is called exactly this way)::
 ``training=True`` normalizes with the batch's own moments; ``False``/``None`` return ``x``
 unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
 
-* ``bn_dtypes``: the dtype names it supports (default ``("float32",)``);
+* ``bn_dtypes``: the dtype names it supports; without it, each of float32, float64, float16
+  and bfloat16 is probed with one tiny call (``bn_reference.subjects.probe``) and the
+  subject is checked in every dtype it accepts (float32 always);
 * ``moments``: ``moments(x, *, axes) -> (mean, variance)`` with keepdims shapes, which
   lets the moment properties (decomposition, parallel merge) check them directly;
 * ``bn_axes``: ``bn_axes(ndim) -> list of axes tuples`` the subject can express (e.g. a
@@ -106,6 +108,9 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
     },
 }
 DEFAULT_DTYPES = ("float32",)
+# ``{spec: {dtype: None (accepted) or why refused}}`` for subjects without ``bn_dtypes``:
+# filled once per run by the harness (``bn_reference.subjects.probe``), read by ``Subject.dtypes``.
+PROBED: dict[str, dict[str, str | None]] = {}
 KNOWN_DTYPES = ("float32", "float64", "float16", "bfloat16")
 DEFAULT_ACCUMULATION = "float32"
 
@@ -139,13 +144,29 @@ class Subject:
     fn: Callable
 
     @property
+    def declares_dtypes(self) -> bool:
+        """Whether the subject names its dtypes (``bn_dtypes``); if not, they are probed."""
+        return getattr(self.fn, "bn_dtypes", None) is not None
+
+    @property
     def dtypes(self) -> tuple[str, ...]:
-        """The dtypes the subject declares (``bn_dtypes``); float32 is always checked."""
-        declared = tuple(getattr(self.fn, "bn_dtypes", DEFAULT_DTYPES))
+        """The dtypes the subject is checked in: those it declares (``bn_dtypes``), else those
+        it accepted when probed (``PROBED``, filled by the harness: ``subjects.probe``), else
+        float32; float32 is always checked."""
+        declared = getattr(self.fn, "bn_dtypes", None)
+        if declared is None:
+            probed = PROBED.get(self.spec)
+            declared = DEFAULT_DTYPES if probed is None else tuple(d for d, why in probed.items() if why is None)
+        declared = tuple(declared)
         unknown = [d for d in declared if d not in KNOWN_DTYPES]
         if unknown:
             raise SubjectSpecError(f"subject {self.spec!r}: bn_dtypes names unknown dtypes {unknown}; known: {KNOWN_DTYPES}")
         return tuple(dict.fromkeys(("float32",) + declared))
+
+    @property
+    def refused_dtypes(self) -> dict[str, str]:
+        """``{dtype: the exception's first line}`` for each dtype the probe found refused."""
+        return {d: why for d, why in PROBED.get(self.spec, {}).items() if why is not None}
 
     @property
     def accumulation(self) -> str:

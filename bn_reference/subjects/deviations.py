@@ -105,6 +105,10 @@ _TF_FLOAT16_GRADIENT_SUMS = (
 # and constant slices (strategies.resolvable_offset, resolvable_constant_slices): seed_layer's
 # ci draws now break dx_agrees_with_analytic, dbeta and gradient_of_degenerate_slices, no
 # longer dgamma and dx_orthogonal_to_x_hat; tf_nn's the same four laws as before.
+# Re-measured 2026-12-06 when every array came in a drawn memory layout and a share of the
+# shapes at block boundaries (issue 24; the ci draws changed): seed_layer's ci draws break
+# dx_agrees_with_analytic and dx_scales_inversely; tf_nn's dx_agrees_with_analytic, dbeta and
+# gradient_of_degenerate_slices (the others XPASSed under ci: plain xfails).
 # keras_layer_norm's affine step (`layer(x) * scale + offset`, TF ops in float16) has the
 # same float16 reduce_sum in its offset gradient only (observed: dbeta -640.0 for -640.80);
 # the layers run's ci draws do not reach it: never strict.
@@ -113,12 +117,8 @@ _GRADIENT_LAWS = (
     "test_dbeta", "test_dx_scales_inversely", "test_gradient_of_degenerate_slices",
 )
 _TF_FLOAT16_GRADIENT_LAWS = {  # built-in name -> (module, the laws its float16 gradient can break, those the ci draws do)
-    "tf_nn": ("tensorflow", _GRADIENT_LAWS, ("test_dx_sums_to_zero", "test_dgamma", "test_dbeta", "test_dx_scales_inversely")),
-    "seed_layer": (
-        "tensorflow",
-        _GRADIENT_LAWS,
-        ("test_dx_agrees_with_analytic", "test_dbeta", "test_gradient_of_degenerate_slices"),
-    ),
+    "tf_nn": ("tensorflow", _GRADIENT_LAWS, ("test_dx_agrees_with_analytic", "test_dbeta", "test_gradient_of_degenerate_slices")),
+    "seed_layer": ("tensorflow", _GRADIENT_LAWS, ("test_dx_agrees_with_analytic", "test_dx_scales_inversely")),
     "keras_layer_norm": ("keras_layers", ("test_dbeta",), ()),
 }
 # The kill matrix checks keras_layer_norm as a correct variant under the catalogue's name
@@ -140,8 +140,11 @@ def _framework_cause(name: str, prop: str) -> str:
     return next(f.cause for f in _FRAMEWORK_FINDINGS if name in f.subjects and f.prop == prop)
 
 
+# Listed by cause, for every cell the cause reaches (issue 24), so never strict per cell: a
+# cell its examples do not reach passes (XPASS). Whether the cause still reproduces is decided
+# per cause by the conformance run (selftest/conformance.py, fixed_causes: no cell of it fails).
 KNOWN_DEVIATIONS += [
-    Deviation(spec, f.prop, f.cause, dtype, measured_in="conformance")
+    Deviation(spec, f.prop, f.cause, dtype, measured_in=None)
     for f in _FRAMEWORK_FINDINGS
     for name in f.subjects
     for spec in _specs_of(name)

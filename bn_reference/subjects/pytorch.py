@@ -144,7 +144,10 @@ FORWARDS = {
 
 
 def to_tensor(a, dtype: np.dtype):
-    """An ndarray (or float) as a CPU tensor of ``dtype``; bfloat16 through its bits."""
+    """An ndarray (or float) as a CPU tensor of ``dtype``; bfloat16 through its bits. Any
+    memory layout is accepted: ``torch.from_numpy`` refuses negative strides and would share
+    a read-only buffer, so the array is copied to C order first (``np.ascontiguousarray``
+    after ``astype``), and torch sees a contiguous tensor."""
     a = np.asarray(np.asarray(a, dtype=np.float64) if np.ndim(a) == 0 else a).astype(dtype)
     if dtype.name == "bfloat16":
         return torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).view(torch.bfloat16)
