@@ -32,7 +32,8 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
               {"label": "BN(x + 1)",                 # the call's name in the law
                "function": null,                     # null: subject(...); else subject.<function>(...)
                "x": {"dtype": "float32", "shape": [3], "hex": "bebced3e..."},  # exact bytes, C order
-               "kwargs": {"axes": [0], "scale": 1.0, "offset": 0.0, "epsilon": 0.001, "training": true}}
+               "kwargs": {"axes": [0], "scale": 1.0, "offset": 0.0, "epsilon": 0.001, "training": true},
+               "layout": "Layout('F')"}                # the memory layout x and the array kwargs came in
             ],                                       # an array argument: {"array": {dtype, shape, hex}}
             "repro": ".bn-props/repro/repro_test_x.py"  # the runnable repro script
           }
@@ -100,6 +101,7 @@ SCHEMA = {
                 "label": {"type": "string"},
                 "function": {"type": ["string", "null"]},
                 "x": {"$ref": "#/$defs/array"},
+                "layout": {"type": "string"},  # the memory layout, as source: "Layout('F')" (mathematics/layouts.py)
                 "kwargs": {
                     "type": "object",
                     "additionalProperties": {

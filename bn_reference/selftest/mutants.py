@@ -281,7 +281,9 @@ def _rsqrt_in_input_dtype(var, eps, dtype):
     """inv = rsqrt(var + eps) with the float32 variance cast to x's dtype first: in float16
     a variance above 65504 (std > 256) becomes inf and inv becomes 0."""
     dt = np.dtype(dtype)
-    with np.errstate(over="ignore"):  # the variance (or eps) beyond x's dtype: inf, and inv = 0
+    # the variance (or eps) beyond x's dtype: inf, and inv = 0; a variance that underflows to 0
+    # with eps = 0 (the idempotence law): inv = inf, as the float16 kernel gives it
+    with np.errstate(over="ignore", divide="ignore"):
         v = np.asarray(var).astype(dt)
         return dt.type(1) / np.sqrt(v + dt.type(eps))
 
