@@ -13,10 +13,12 @@ example and of the ``@reproduce_failure`` blob).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import itertools
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +64,9 @@ __all__ = [
     "zero_size_cases",
     "huge_cases",
     "refused_cases",
+    "SIDE_BUCKETS",
+    "bucketed",
+    "shape_buckets",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -573,6 +578,8 @@ def bn_cases(
         if dtype.name in HALF_DTYPES and _draws_long_axis(min_axes, axes_sets):
             shape_strategy = _with_long_half(shape_strategy)
     shape = draw(_min_rank(shape_strategy, min_axes))
+    if _BUCKETED.get():
+        shape = bucketed(shape)
     if axes_sets is None:
         axes = draw(reduced_axes(len(shape), min_size=min_axes))
     else:  # the subject can express only some axis sets
@@ -601,6 +608,34 @@ def bn_cases(
     if safe_domain:
         assume_safe(case)
     return case
+
+
+# Shape buckets, for subjects that compile per shape (``bn_compiles = True``): every side
+# drawn is snapped DOWN to the largest of these, so a subject sees few distinct shapes and
+# compiles once per bucket. Snapping keeps the rank and every side of 0, 1, 2, 3 (zero-size
+# and single-element slices, the smallest reductions), keeps sides equal where they were equal
+# (``square_shapes``), and keeps each strategy's minimum (``min_side=2``, ``long_shapes``'
+# 64, ``HALF_LONG``'s 1024), so every size class the suite draws is still drawn: N = 0, 1,
+# small (2, 3, 5 per side, products of up to five sides), a power of two (64, 1024) and the
+# block boundaries 2^p - 1 and 2^p + 1 (127, 1025, 4095: a tail of one lane, or all but one)
+# past which tiled kernels go wrong, and the long half-precision reductions (1024..4095).
+SIDE_BUCKETS = (0, 1, 2, 3, 5, 64, 127, 1024, 1025, 4095)
+_BUCKETED: ContextVar[bool] = ContextVar("bn_shape_buckets", default=False)
+
+
+@contextlib.contextmanager
+def shape_buckets(on: bool = True):
+    """Inside the block, ``bn_cases`` draws bucketed shapes (``SIDE_BUCKETS``)."""
+    token = _BUCKETED.set(on)
+    try:
+        yield
+    finally:
+        _BUCKETED.reset(token)
+
+
+def bucketed(shape) -> tuple[int, ...]:
+    """``shape`` with each side snapped down to the largest ``SIDE_BUCKETS`` entry not above it."""
+    return tuple(max(b for b in SIDE_BUCKETS if b <= s) for s in shape)
 
 
 @_cached
