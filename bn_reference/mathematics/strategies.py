@@ -589,7 +589,9 @@ def bn_cases(
     x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes(dtype=dtype.name) if regime_strategy is None else regime_strategy))
     scale = _draw_affine(draw, shape, axes, dtype, "scale", False)
     offset = _draw_affine(draw, shape, axes, dtype, "offset", False)
-    epsilon = draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy)
+    if epsilon_strategy is None:
+        epsilon_strategy = _sampled(EPSILON_BUCKETS) if _BUCKETED.get() else epsilons(dtype)
+    epsilon = draw(epsilon_strategy)
     if dtype.name in HALF_DTYPES:
         if resolvable_constants:
             x = resolvable_constant_slices(x, axes, epsilon)
@@ -620,12 +622,19 @@ def bn_cases(
 # block boundaries 2^p - 1 and 2^p + 1 (127, 1025, 4095: a tail of one lane, or all but one)
 # past which tiled kernels go wrong, and the long half-precision reductions (1024..4095).
 SIDE_BUCKETS = (0, 1, 2, 3, 5, 64, 127, 1024, 1025, 4095)
+# Their default epsilons too: a compiler bakes epsilon into the generated code as a constant
+# (torch.compile specializes on F.layer_norm's float eps: one compilation per epsilon). The
+# favoured values and the two ends of ``epsilons``' range that matter (0.1: eps comparable
+# to the variance of small-spread data; 1.0, its top). Properties that draw their own
+# epsilons (epsilon sensitivity, eps = 0) keep them.
+EPSILON_BUCKETS = FAVOURED_EPSILONS + (0.1, 1.0)
 _BUCKETED: ContextVar[bool] = ContextVar("bn_shape_buckets", default=False)
 
 
 @contextlib.contextmanager
 def shape_buckets(on: bool = True):
-    """Inside the block, ``bn_cases`` draws bucketed shapes (``SIDE_BUCKETS``)."""
+    """Inside the block, ``bn_cases`` draws bucketed shapes (``SIDE_BUCKETS``) and, unless
+    given an epsilon strategy, epsilons from ``EPSILON_BUCKETS``."""
     token = _BUCKETED.set(on)
     try:
         yield
