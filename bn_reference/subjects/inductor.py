@@ -25,6 +25,8 @@ eager PyTorch: every verdict is about generated code.
 """
 from __future__ import annotations
 
+import functools
+
 from bn_reference.subjects._framework import require
 from bn_reference.subjects import pytorch
 from bn_reference.subjects.autodiff import torch_vjp
@@ -43,10 +45,18 @@ _dynamo.fail_on_recompile_limit_hit = True
 
 def _compiled(name: str):
     eager = pytorch.FORWARDS[f"torch_{name}"]
-    compiled = torch.compile(eager, fullgraph=True, dynamic=True)
+    cache: dict = {}
 
     def forward(x, scale, offset, *, axes, epsilon):
-        return compiled(x, scale, offset, axes=tuple(axes), epsilon=float(epsilon))
+        # axes and epsilon are constants of the compiled function (a closure), not its
+        # arguments: with dynamic=True Dynamo makes int arguments symbolic, and then
+        # ``a not in axes`` in the rearrangement traced wrong (a rank-1 x got the
+        # permutation (0, 0)). Compiled once per (axes, epsilon), which Inductor's eps
+        # specialization costs anyway.
+        key = (tuple(int(a) for a in axes), float(epsilon))
+        if key not in cache:
+            cache[key] = torch.compile(functools.partial(eager, axes=key[0], epsilon=key[1]), fullgraph=True, dynamic=True)
+        return cache[key](x, scale, offset)
 
     forward.__name__ = forward.__qualname__ = f"inductor_{name}_forward"
     forward.__doc__ = f"torch.compile (inductor, CPU) of: {eager.__doc__}"
