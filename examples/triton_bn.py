@@ -76,6 +76,7 @@ def _forward_rows(X, Y, Scale, Offset, Mean, Rstd, M, N, eps,
             d = x - mean[:, None]
         acc += d * d
     var = tl.sum(acc, axis=1) / N
+    var = tl.where(row_ok, var, 1.0)  # rows past M (the last program's padding): no 1/0 when eps = 0
     rstd = 1.0 / tl.sqrt(var + eps)
     tl.store(Mean + rows, mean, mask=row_ok)
     tl.store(Rstd + rows, rstd, mask=row_ok)
