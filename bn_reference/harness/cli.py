@@ -1,7 +1,7 @@
 """``bn-props check``: the property suite against your own kernel, from any directory.
 
     bn-props check SPEC [SPEC ...] [-n N|auto] [--profile NAME] [--report PATH]
-                   [--repro-dir DIR] [--db URL] [-- PYTEST_ARGS ...]
+                   [--repro-dir DIR] [--db URL] [--budget DURATION] [-- PYTEST_ARGS ...]
 
 SPEC is ``module:attr`` (``attr`` may be dotted), importable from the current directory, or
 a built-in subject's name. First each SPEC is imported and its signature checked against
@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", choices=PROFILES, default=None, help="Hypothesis profile (default: HYPOTHESIS_PROFILE, else ci when CI is set, else dev)")
     check.add_argument("--report", metavar="PATH", default=None, help=OPTION_HELP)
     check.add_argument("--repro-dir", metavar="DIR", default=None, help="save a runnable repro script for each falsified property in DIR (default .bn-props/repro)")
+    check.add_argument(
+        "--budget",
+        metavar="DURATION",
+        default=None,
+        help="spread the examples over the cells to finish in about DURATION (300, 90s, 5m; 0: off; default 5m for a subject with bn_compiles)",
+    )
     check.add_argument("--db", metavar="URL", default=None, help="shared example database (redis://host:port/db or github://owner/repo[/artifact])")
     return parser
 
@@ -94,7 +100,7 @@ def pytest_args(options, extra=(), *, here: Path) -> list[str]:
     # The repros go to the current directory's .bn-props/repro by default, not to the rootdir
     # (the installed suite's directory, where the ini lies).
     repro_dir = options.repro_dir or str(here / ".bn-props" / "repro")
-    for flag, value in (("--bn-report", options.report), ("--bn-repro-dir", repro_dir), ("--bn-db", options.db)):
+    for flag, value in (("--bn-report", options.report), ("--bn-repro-dir", repro_dir), ("--bn-db", options.db), ("--bn-budget", options.budget)):
         if value:
             args += [flag, value]
     return args + list(extra)
@@ -124,6 +130,13 @@ def check(options, extra=()) -> int:
         os.environ["HYPOTHESIS_PROFILE"] = options.profile
     elif default_profile() not in PROFILES:
         return _usage(f"HYPOTHESIS_PROFILE={default_profile()!r}: choose one of {', '.join(PROFILES)}")
+    if options.budget is not None:
+        from bn_reference.harness.budget import parse_duration
+
+        try:
+            parse_duration(options.budget)
+        except argparse.ArgumentTypeError as exc:
+            return _usage(str(exc))
     for spec in dict.fromkeys(options.specs):  # one clear line now, rather than pytest's report later
         try:
             subject = load_subject(spec)

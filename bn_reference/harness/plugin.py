@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from bn_reference.harness import activation, failure
+import statistics
+
+from bn_reference.harness import activation, budget, failure
 from bn_reference.harness import report as report_mod
 from bn_reference.harness import dtypes as dtypes_mod
 from bn_reference.mathematics import checks
@@ -27,12 +29,13 @@ from bn_reference.subjects.signature import check_signature
 from bn_reference.properties import BUILT_IN_LAW_MODULES
 
 # Guards against hostile subjects: a per-call timeout, and surviving a worker's death.
-pytest_plugins = ("bn_reference.harness.watchdog", "bn_reference.harness.crashes", "bn_reference.harness.exampledb", "bn_reference.harness.determinism", "bn_reference.harness.isolation")
+pytest_plugins = ("bn_reference.harness.budget", "bn_reference.harness.watchdog", "bn_reference.harness.crashes", "bn_reference.harness.exampledb", "bn_reference.harness.determinism", "bn_reference.harness.isolation")
 
 _RATIO_KEY = checks.RATIO_KEY
 _CELL_KEY = checks.CELL_KEY
 _EXAMPLES_KEY = checks.EXAMPLES_KEY
 _SUBJECT_SECONDS_KEY = checks.SUBJECT_SECONDS_KEY
+_MEDIAN_CALL_KEY = checks.MEDIAN_CALL_KEY
 _TRACKER = pytest.StashKey[checks.Tracker]()
 # The suite's markers and warning filters (pyproject.toml's in the checkout), declared
 # wherever it runs, so a project's --strict-markers or filterwarnings=error leave it alone.
@@ -123,7 +126,7 @@ def pytest_configure(config):
     config.stash[_SUBJECTS] = subjects
     config.stash[_USER_CHOSEN] = user_chosen
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
-        config.pluginmanager.register(Matrix(report_mod.contracts(subjects)), "bn-props-matrix")
+        config.pluginmanager.register(Matrix(report_mod.contracts(subjects), budgeted=bool(budget.budget_seconds(config, subjects))), "bn-props-matrix")
         config.pluginmanager.register(MaxfailStop(), "bn-props-maxfail")  # -x under xdist: exit 1
     chosen = config.getoption("hypothesis_profile", None)
     if chosen and not _is_profile(chosen):  # else Hypothesis' own plugin fails with an INTERNALERROR
@@ -271,6 +274,13 @@ def pytest_collection_finish(session):
 
 def pytest_unconfigure(config):
     _resume_gc(config)
+    if activation.is_active(config):
+        import gc
+
+        # Back into the collected generations: objects frozen at collection are otherwise
+        # never collected, and extensions that count their live objects at exit complain
+        # (triton's nanobind bindings printed "nanobind: leaked 64 types!" after each run).
+        gc.unfreeze()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -330,8 +340,15 @@ def pytest_runtest_call(item):
     if not activation.is_active(item.config):
         yield
         return
-    with checks.tracking() as tracker:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "subject" not in params:
+        with checks.tracking() as tracker:
+            outcome = yield
+        item.stash[_TRACKER] = tracker
+        return
+    with checks.tracking() as tracker, budget.applied(item, params["subject"]) as done:  # shape buckets, --bn-budget
         outcome = yield
+        done(tracker.examples)
     item.stash[_TRACKER] = tracker
     if "subject" in getattr(item, "fixturenames", ()):
         # The worst err/bound of the examples the verdict rests on (report.SCHEMA): all of
@@ -344,6 +361,8 @@ def pytest_runtest_call(item):
             item.user_properties.append((_EXAMPLES_KEY, tracker.examples))
         if tracker.subject_seconds:
             item.user_properties.append((_SUBJECT_SECONDS_KEY, tracker.subject_seconds))
+        if tracker.call_seconds:
+            item.user_properties.append((_MEDIAN_CALL_KEY, statistics.median(tracker.call_seconds)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -418,8 +437,9 @@ class Matrix:
     """Outcome and worst err/bound ratio per (subject, property), gathered on the controller
     (xdist workers' reports carry them in ``user_properties``)."""
 
-    def __init__(self, contracts: dict[str, str] | None = None):
+    def __init__(self, contracts: dict[str, str] | None = None, budgeted: bool = False):
         self.cells: dict[tuple[str, str], dict] = {}
+        self.budgeted = budgeted  # a --bn-budget run: each cell shows its examples
         self.contracts = dict(contracts or {})  # spec -> the half-precision contract it was held to
 
     def pytest_runtest_logreport(self, report):
@@ -445,6 +465,8 @@ class Matrix:
             cell["ratio"] = max(cell["ratio"] or 0.0, props[_RATIO_KEY])
         if _EXAMPLES_KEY in props:
             cell["examples"] = props[_EXAMPLES_KEY]
+        if _MEDIAN_CALL_KEY in props:
+            cell["median_call"] = props[_MEDIAN_CALL_KEY]
 
     def render(self) -> str:
         from io import StringIO
@@ -474,8 +496,13 @@ class Matrix:
                 text = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "xfailed": "xfail", "xpassed": "XPASS"}[cell["outcome"]]
                 if cell["ratio"] is not None and cell["outcome"] in ("passed", "failed"):
                     text += f" {cell['ratio']:.2g}"
+                if self.budgeted and cell["examples"]:
+                    text += f" n={cell['examples']}"
                 row.append(text)
             table.add_row(*row)
+        if self.budgeted:
+            medians = {s: [c["median_call"] for (spec, _), c in self.cells.items() if spec == s and c.get("median_call")] for s in subjects}
+            table.caption = "\n".join(filter(None, [table.caption, "n=: the examples the cell ran (--bn-budget)", budget.median_call_line(medians)]))
         buf = StringIO()
         Console(file=buf, width=max(len(law) for law in laws) + sum(max(len(s), 10) + 3 for s in subjects) + 4, color_system=None).print(table)
         return buf.getvalue()

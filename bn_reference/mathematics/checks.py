@@ -33,6 +33,7 @@ RATIO_KEY = "bn_worst_ratio"  # the test's worst err/bound
 CELL_KEY = "bn_cell"  # (subject spec, property): its conformance-matrix cell
 EXAMPLES_KEY = "bn_examples"  # examples drawn
 SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls
+MEDIAN_CALL_KEY = "bn_median_call_seconds"  # the median duration of one subject call
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Tracker:
     examples: int = 0
     calls: list = field(default_factory=list)  # ``Call``s of the current example
     subject_seconds: float = 0.0  # wall time spent inside subject calls
+    call_seconds: list = field(default_factory=list)  # each subject call's duration
     example_worst: float = 0.0  # may be inf (a NaN or inf where a finite value was due)
 
 
@@ -98,6 +100,7 @@ def add_subject_time(seconds: float) -> None:
     t = _tracker.get()
     if t is not None:
         t.subject_seconds += seconds
+        t.call_seconds.append(seconds)
 
 
 def _note(ratio: float) -> None:

@@ -13,10 +13,12 @@ example and of the ``@reproduce_failure`` blob).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import itertools
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +71,9 @@ __all__ = [
     "at_block_boundary",
     "very_long_cases",
     "BEYOND_16_BITS",
+    "SIDE_BUCKETS",
+    "bucketed",
+    "shape_buckets",
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -678,6 +683,8 @@ def bn_cases(
         if dtype.name in HALF_DTYPES and _draws_long_axis(min_axes, axes_sets):
             shape_strategy = _with_long_half(shape_strategy)
     shape = draw(_min_rank(shape_strategy, min_axes))
+    if _BUCKETED.get():
+        shape = bucketed(shape)
     if axes_sets is None:
         axes = draw(reduced_axes(len(shape), min_size=min_axes))
     else:  # the subject can express only some axis sets
@@ -687,7 +694,9 @@ def bn_cases(
     x, regime, seed = _draw_values(draw, shape, axes, dtype, draw(regimes(dtype=dtype.name) if regime_strategy is None else regime_strategy))
     scale = _draw_affine(draw, shape, axes, dtype, "scale", False)
     offset = _draw_affine(draw, shape, axes, dtype, "offset", False)
-    epsilon = draw(epsilons(dtype) if epsilon_strategy is None else epsilon_strategy)
+    if epsilon_strategy is None:
+        epsilon_strategy = _sampled(EPSILON_BUCKETS) if _BUCKETED.get() else epsilons(dtype)
+    epsilon = draw(epsilon_strategy)
     layout = draw(layouts(len(shape)))
     if dtype.name in HALF_DTYPES:
         if resolvable_constants:
@@ -708,6 +717,41 @@ def bn_cases(
     if safe_domain:
         assume_safe(case)
     return case
+
+
+# Shape buckets, for subjects that compile per shape (``bn_compiles = True``): every side
+# drawn is snapped DOWN to the largest of these, so a subject sees few distinct shapes and
+# compiles once per bucket. Snapping keeps the rank and every side of 0, 1, 2, 3 (zero-size
+# and single-element slices, the smallest reductions), keeps sides equal where they were equal
+# (``square_shapes``), and keeps each strategy's minimum (``min_side=2``, ``long_shapes``'
+# 64, ``HALF_LONG``'s 1024), so every size class the suite draws is still drawn: N = 0, 1,
+# small (2, 3, 5 per side, products of up to five sides), a power of two (64, 1024) and the
+# block boundaries 2^p - 1 and 2^p + 1 (127, 1025, 4095: a tail of one lane, or all but one)
+# past which tiled kernels go wrong, and the long half-precision reductions (1024..4095).
+SIDE_BUCKETS = (0, 1, 2, 3, 5, 64, 127, 1024, 1025, 4095)
+# Their default epsilons too: a compiler bakes epsilon into the generated code as a constant
+# (torch.compile specializes on F.layer_norm's float eps: one compilation per epsilon). The
+# favoured values and the two ends of ``epsilons``' range that matter (0.1: eps comparable
+# to the variance of small-spread data; 1.0, its top). Properties that draw their own
+# epsilons (epsilon sensitivity, eps = 0) keep them.
+EPSILON_BUCKETS = FAVOURED_EPSILONS + (0.1, 1.0)
+_BUCKETED: ContextVar[bool] = ContextVar("bn_shape_buckets", default=False)
+
+
+@contextlib.contextmanager
+def shape_buckets(on: bool = True):
+    """Inside the block, ``bn_cases`` draws bucketed shapes (``SIDE_BUCKETS``) and, unless
+    given an epsilon strategy, epsilons from ``EPSILON_BUCKETS``."""
+    token = _BUCKETED.set(on)
+    try:
+        yield
+    finally:
+        _BUCKETED.reset(token)
+
+
+def bucketed(shape) -> tuple[int, ...]:
+    """``shape`` with each side snapped down to the largest ``SIDE_BUCKETS`` entry not above it."""
+    return tuple(max(b for b in SIDE_BUCKETS if b <= s) for s in shape)
 
 
 @_cached

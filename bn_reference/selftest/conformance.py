@@ -51,6 +51,7 @@ PROFILE = "conformance"
 # group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
 GROUPS = {
     "pytorch": (("torch",), "torch", "torch", [n for n in FRAMEWORK_SUBJECTS if n.startswith("torch_")]),
+    "inductor": (("torch",), "torch", "torch", [n for n in FRAMEWORK_SUBJECTS if n.startswith("inductor_")]),
     "jax": (("jax",), "jax", "jax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("jax_")]),
     "flax": (("jax", "flax"), "flax", "flax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("flax_")]),
     "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", [n for n in FRAMEWORK_SUBJECTS if n.startswith("ort_")]),

@@ -45,6 +45,14 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
   m) running + m batch``), ``bn_running_variance`` ``"biased"`` (default) or ``"unbiased"``
   (``N/(N-1)`` times the batch variance). ``momentum`` is passed in the declared convention.
 
+* ``bn_compiles``: ``True`` for a subject that compiles per shape or whose every call is
+  slow (a Triton kernel under the interpreter, Pallas, ``torch.compile``): shapes are drawn
+  from a few buckets (``strategies.SIDE_BUCKETS``, default epsilons from
+  ``EPSILON_BUCKETS``) and the run gets a time budget (5 minutes unless ``--bn-budget``;
+  ``bn_reference.harness.budget``). Helpers for wrapping a row kernel:
+  ``bn_reference.subjects.kernels``; examples: examples/triton_bn.py, pallas_bn.py,
+  inductor_bn.py (docs/gpu-kernels.md).
+
 A subject is named by a spec: a built-in name (``reference``, ``seed_layer``, ``tf_nn``)
 or ``module:attr`` (``attr`` may be dotted) for anything importable.
 """
@@ -94,6 +102,7 @@ LAYER_SUBJECTS: dict[str, str] = {
 # a one-line message naming the extra.
 FRAMEWORK_SUBJECTS: dict[str, str] = {
     **{f"torch_{op}": f"bn_reference.subjects.pytorch:torch_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "instance_norm")},
+    **{f"inductor_{op}": f"bn_reference.subjects.inductor:inductor_{op}" for op in ("batch_norm", "layer_norm", "group_norm")},
     **{name: f"bn_reference.subjects.jax_nn:{name}" for name in ("jax_standardize", "jax_standardize_stable")},
     **{
         f"flax_{op}{variant}": f"bn_reference.subjects.flax_linen:flax_{op}{variant}"

@@ -61,10 +61,14 @@ DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 def _kept_last(t, axes):
     """``t`` permuted to (kept..., reduced...) and reshaped to (K, *R); returns it and undo."""
-    kept = tuple(a for a in range(t.ndim) if a not in axes)
+    # a set, and no np.argsort: torch.compile traces this function (bn_reference.subjects.inductor),
+    # and under dynamic=True Dynamo (torch 2.13) evaluated ``0 not in (0,)`` as True, giving a
+    # rank-1 x the permutation (0, 0); membership in a set traces right
+    reduced = set(axes)
+    kept = tuple(a for a in range(t.ndim) if a not in reduced)
     perm = kept + tuple(axes)
     p = t.permute(perm)
-    inverse = tuple(int(i) for i in np.argsort(perm))
+    inverse = tuple(perm.index(i) for i in range(len(perm)))
     k = 1
     for a in kept:
         k *= t.shape[a]
@@ -81,12 +85,13 @@ def _kept_last(t, axes):
 def _per_channel(p, t, axes):
     """A scale/offset tensor (broadcastable to t, size 1 on the reduced axes) as the vector
     over t's kept positions (length K, C order)."""
+    reduced = set(axes)  # a set: see _kept_last
     if p.ndim == 0:  # a Python float: one value for every channel
         k = 1
         for a in range(t.ndim):
-            k *= 1 if a in axes else t.shape[a]
+            k *= 1 if a in reduced else t.shape[a]
         return p.expand(k)
-    keep = tuple(1 if a in axes else d for a, d in enumerate(t.shape))
+    keep = tuple(1 if a in reduced else d for a, d in enumerate(t.shape))
     return _kept_last(torch.broadcast_to(p, keep), axes)[0].reshape(-1)
 
 
