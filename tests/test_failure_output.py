@@ -31,7 +31,7 @@ from bn_reference.mathematics.strategies import BNCase, PoisonedCase, Regime
 
 from .test_plugin import ROOT, run_pytest
 
-pytestmark = pytest.mark.meta
+pytestmark = [pytest.mark.meta, pytest.mark.xdist_group("test_failure_output")]  # one worker runs buggy_run (tox -e tests: --dist loadgroup)
 
 EPS_OUTSIDE = textwrap.dedent(
     '''

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.meta, pytest.mark.slow]
+pytestmark = [pytest.mark.meta, pytest.mark.slow, pytest.mark.xdist_group("test_install")]  # one worker builds the venv (tox -e tests: --dist loadgroup)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ["--", "--hypothesis-seed=0"]

@@ -151,3 +151,37 @@ def test_keras_file_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     assert_within(loaded(X, training=True), model(X, training=True), 0.0, law="loaded .keras model, training=True")
     check(loaded.predict(X, verbose=0), X, False, law="loaded .keras model, predict")
+
+
+def test_seed_layer_subject_reuses_a_layer_that_computes_what_a_fresh_one_does():
+    """The ``seed_layer`` subject builds one ``SeedBatchNorm`` per dtype and reconfigures it per
+    call (``bn_reference.subjects.tensorflow._configured_seed_layer``): over shapes, ranks,
+    reduced axes, scalar and per-feature parameters, epsilons and training flags, interleaved
+    across dtypes, each call is bit-identical to a fresh ``SeedBatchNorm(scale=..., offset=...,
+    axes=..., epsilon=..., dtype=...)`` on the same input, and the reused layer's config equals
+    the fresh layer's (its name aside)."""
+    import ml_dtypes
+
+    from bn_reference.subjects import tensorflow as tf_subjects
+
+    rng = np.random.default_rng(7)
+    dtypes = ["float32", "float64", "float16", ml_dtypes.bfloat16]
+    for i in range(40):
+        dtype = np.dtype(dtypes[i % len(dtypes)])
+        shape = tuple(int(s) for s in rng.integers(1, 5, size=int(rng.integers(1, 5))))
+        axes = tuple(sorted(int(a) for a in rng.choice(len(shape), size=int(rng.integers(1, len(shape) + 1)), replace=False)))
+        kept = tuple(1 if a in axes else s for a, s in enumerate(shape))
+        scale = rng.normal(size=kept).astype(dtype) if i % 3 else float(rng.normal())
+        offset = rng.normal(size=kept).astype(dtype) if i % 2 else float(rng.normal())
+        epsilon = float(10.0 ** rng.uniform(-8, 0))
+        training = (True, True, False, None)[i % 4]
+        x = rng.normal(2.0, 3.0, size=shape).astype(dtype)
+        kwargs = dict(scale=scale, offset=offset, axes=axes, epsilon=epsilon)
+        got = tf_subjects.seed_layer(x.copy(), training=training, **kwargs)
+        fresh = SeedBatchNorm(dtype=dtype.name, **kwargs)
+        want = np.asarray(fresh(x.copy(), training=training))
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8), err_msg=f"call {i}: {kwargs}")
+        reused = tf_subjects._SEED_LAYERS[dtype.name]
+        config = {k: v for k, v in reused.get_config().items() if k != "name"}
+        assert config == {k: v for k, v in fresh.get_config().items() if k != "name"}

@@ -9,7 +9,7 @@ import pytest
 
 from .test_plugin import run_pytest
 
-pytestmark = pytest.mark.meta
+pytestmark = [pytest.mark.meta, pytest.mark.xdist_group("test_sharding")]  # one worker collects the shards (tox -e tests: --dist loadgroup)
 
 ROOT = Path(__file__).resolve().parents[1]
 DURATIONS = ROOT / ".test_durations"

@@ -22,7 +22,7 @@ import pytest
 
 from .test_plugin import run_pytest
 
-pytestmark = [pytest.mark.meta, pytest.mark.slow]
+pytestmark = [pytest.mark.meta, pytest.mark.slow, pytest.mark.xdist_group("test_shared_database")]  # one module fixture (tox -e tests: --dist loadgroup)
 
 TEST_ID = "properties/test_agreement.py::test_agrees_with_float64_reference[usermod:broken-float32]"
 

@@ -15,7 +15,10 @@ A pytest plugin for the child run: ``-p bn_reference.selftest.claimed --bn-claim
 FILE a JSON object ``{subject spec: [property, ...]}`` (properties as the table names them,
 ``test_inference_returns_input[training=None]``: the test function and its parameters other
 than the subject and the dtype). A subject test whose spec is in FILE and whose property is
-not in its list is deselected; other tests are left alone.
+not in its list is deselected; other tests are left alone. ``--bn-claimed-dtypes
+DTYPE,...`` keeps, of the subject tests, only those in these dtypes (``none``: the tests
+that take no dtype): a kill-matrix group that checks one slice of a correct variant
+(``tests/test_kill_matrix.py``).
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from pathlib import Path
 
 from bn_reference.harness.ids import split_id
 
-__all__ = ["claimed_cells", "child_args", "pytest_addoption", "pytest_collection_modifyitems"]
+__all__ = ["claimed_cells", "child_args", "dtype_args", "pytest_addoption", "pytest_collection_modifyitems"]
+
+NO_DTYPE = "none"  # --bn-claimed-dtypes' name for the subject tests that take no dtype
 
 
 def claimed_cells(claims: dict[str, set[str]], mutant_specs, short_name) -> dict[str, list[str]]:
@@ -49,24 +54,45 @@ def child_args(claims: dict[str, set[str]], mutant_specs, directory: Path) -> tu
     return ("-p", "bn_reference.selftest.claimed", f"--bn-claimed={path}")
 
 
+def dtype_args(dtypes) -> tuple[str, ...]:
+    """The child's pytest arguments that keep only the subject tests in ``dtypes`` (``none``:
+    those that take no dtype); ``None``: every dtype."""
+    if dtypes is None:
+        return ()
+    return ("-p", "bn_reference.selftest.claimed", f"--bn-claimed-dtypes={','.join(dtypes)}")
+
+
 def pytest_addoption(parser):
-    parser.getgroup("bn-props").addoption(
+    group = parser.getgroup("bn-props")
+    group.addoption(
         "--bn-claimed",
         metavar="FILE",
         default=None,
         help="(self-tests) JSON {spec: [property, ...]}: run those subjects only under those properties",
     )
+    group.addoption(
+        "--bn-claimed-dtypes",
+        metavar="DTYPES",
+        default=None,
+        help=f"(self-tests) comma-separated dtypes: run the subject tests in those dtypes only ({NO_DTYPE!r}: those without one)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     path = config.getoption("bn_claimed")
-    if not path:
+    dtypes = config.getoption("bn_claimed_dtypes")
+    if not path and not dtypes:
         return
-    cells = {spec: set(props) for spec, props in json.loads(Path(path).read_text()).items()}
+    cells = {spec: set(props) for spec, props in json.loads(Path(path).read_text()).items()} if path else {}
+    specs = config.getoption("bn_impl", None) or list(cells)
+    wanted = set(dtypes.split(",")) if dtypes else None
     keep, drop = [], []
     for item in items:
-        prop, spec, _dtype = split_id(item.name, cells)
-        (drop if spec in cells and prop not in cells[spec] else keep).append(item)
+        prop, spec, dtype = split_id(item.name, specs)
+        out = spec in cells and prop not in cells[spec]
+        if wanted is not None and spec is not None and (dtype or NO_DTYPE) not in wanted:
+            out = True
+        (drop if out else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
