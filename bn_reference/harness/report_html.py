@@ -41,7 +41,7 @@ MARKS = {
     "pass": ("", "pass (colour: worst err/bound)"),
     "fail": ("✗", "FAIL: a law broken, no known cause"),
     "error": ("E", "error outside the property (setup, a crash)"),
-    "deviation": ("D", "known deviation (its cause on click)"),
+    "deviation": ("D", "known deviation (its cause recorded)"),
     "refusal": ("R", "declared refusal (an input refused by design)"),
     "xpass": ("!", "XPASS: a known deviation no longer reproduces"),
     "skip": ("·", "skipped: the law does not apply"),
@@ -71,6 +71,30 @@ def row_key(prop: str) -> str:
 
 def _dtype_order(d) -> int:
     return DTYPES.index(d) if d in DTYPES else len(DTYPES)
+
+
+def suite_laws() -> dict[str, str]:
+    """``{property: first sentence of its docstring}`` of the installed suite, read with
+    ``ast`` (nothing imported): the rows' titles for reports that did not record them."""
+    import ast
+
+    from bn_reference.harness.activation import suite_dir
+    from bn_reference.harness.failure import first_sentence
+
+    out = {}
+    try:
+        files = sorted(suite_dir().glob("test_*.py"))
+    except Exception:  # noqa: BLE001 - no suite importable: rows without titles
+        return out
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(), str(path))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                out[node.name] = first_sentence(ast.get_docstring(node))
+    return out
 
 
 def _repro_text(failure: dict | None, base: Path) -> dict | None:
@@ -112,6 +136,9 @@ def from_report(report: dict, base: Path | str | None = None, *, repro: bool = T
     rows = sorted({row_key(r["property"]) for r in results})
     row_of = {k: i for i, k in enumerate(rows)}
     laws = {row_key(r["property"]): r.get("law") for r in results if r.get("law")}
+    if len(laws) < len(rows):
+        known = suite_laws()
+        laws.update({k: known[split_property(k)[0]] for k in rows if k not in laws and known.get(split_property(k)[0])})
     cells = []
     for r in results:
         _, dtype, _ = split_property(r["property"])
@@ -209,6 +236,7 @@ def _legend() -> str:
     marks = "".join(
         f'<li><span class="cell m-{m}" style="{_mark_style(m)}">{_e(g)}</span> {_e(words)}</li>' for m, (g, words) in MARKS.items()
     )
+    marks = f'<li><span class="cell m-pass" style="{_mark_style("pass", None)}"></span> pass, no err/bound (a law checked exactly)</li>' + marks
     return f'<div class="legend"><div><b>worst err/bound</b> (1 = at the error model\'s bound)<br>{svg}</div><ul>{marks}</ul></div>'
 
 

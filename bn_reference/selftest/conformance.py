@@ -352,7 +352,7 @@ def page_model(out: Path) -> dict:
     ]
     items = []
     for (subject, prop), cells in sorted(findings.items()):
-        dts = ", ".join(model["cells"][i]["dtype"] or "-" for i in cells)
+        dts = ", ".join(sorted({model["cells"][i]["dtype"] or "-" for i in cells}, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9))
         items.append(report_html.cell_item(model["cells"], cells[0], label=f"{subject} · {prop} ({model['cells'][cells[0]]['mark']}; {dts})"))
     model["lists"] = ([{"title": f"Unexplained ({len(problems)})", "text": "FAIL or a finding that no longer reproduces.", "items": problems}] if problems else []) + [
         {"title": f"Findings ({len(items)})", "text": "Each deviation and refusal: its cause in the library's source; the link opens its smallest input.", "items": items}
