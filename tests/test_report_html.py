@@ -83,6 +83,8 @@ def _cells(tmp_path):
         ("mine:bn", "test_momentum_update"): {**base, "outcome": "skipped", "nodeid": "n4", "examples": None, "reason": "no moving statistics"},
         ("ref", "test_zero_mean[float32]"): {**base, "outcome": "passed", "ratio": 0.3, "nodeid": "n5"},
         ("ref", "test_unit_variance[float32]"): {**base, "outcome": "xpassed", "nodeid": "n6"},
+        ("torch_batch_norm", "test_single_element_slices_give_the_offset[float32]"): {**base, "outcome": "xfailed", "nodeid": "n8",
+                                                                               "reason": "refused by design"},
         ("ref", "test_inference_returns_input[float32-training=None]"): {**base, "outcome": "error", "nodeid": "n7",
                                                                        "failure": report.failure_details("E   RuntimeError: boom")},
     }
@@ -90,7 +92,7 @@ def _cells(tmp_path):
 
 def test_page_is_well_formed_self_contained_and_complete(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    built = report.build(_cells(tmp_path), ["mine:bn", "ref"], "ci", contracts={"mine:bn": "float32-accumulation"}, seed="derandomized",
+    built = report.build(_cells(tmp_path), ["mine:bn", "ref", "torch_batch_norm"], "ci", contracts={"mine:bn": "float32-accumulation"}, seed="derandomized",
                          environment={"versions": {"python": "3.11"}, "subject_info": {"mine:bn": {"dtypes": ["float32", "float64"], "api": None}}})
     jsonschema.validate(built, report.SCHEMA)
     [(path, kind)] = report.write(tmp_path / "out.html", built)
@@ -106,11 +108,12 @@ def test_page_is_well_formed_self_contained_and_complete(tmp_path, monkeypatch):
     assert not re.search(r"https?:|//[a-z]|url\((?!#)|@import", text), "a fetchable address"
 
     subjects = {a["data-subject"] for t, a in page.attrs if t == "th" and "data-subject" in a}
-    assert subjects == {"mine:bn", "ref"}
+    assert subjects == {"mine:bn", "ref", "torch_batch_norm"}
     rows = {a["data-property"] for t, a in page.attrs if t == "tr" and "data-property" in a}
-    assert rows == {"test_zero_mean", "test_unit_variance", "test_momentum_update", "test_inference_returns_input[training=None]"}
+    assert rows == {"test_zero_mean", "test_unit_variance", "test_momentum_update", "test_inference_returns_input[training=None]",
+                    "test_single_element_slices_give_the_offset"}
     marks = {c.split()[1] for t, a in page.attrs if t == "td" and "data-i" in a for c in [a["class"]]}
-    assert marks == {"m-fail", "m-pass", "m-deviation", "m-skip", "m-xpass", "m-error"}
+    assert marks == {"m-fail", "m-pass", "m-deviation", "m-refusal", "m-skip", "m-xpass", "m-error"}  # a refusal finding: R
 
     data = json.loads(page.scripts["bn-data"])  # "</script>" in a message did not end the script
     fail = next(c for c in data["cells"] if c["mark"] == "fail")

@@ -73,6 +73,22 @@ def _dtype_order(d) -> int:
     return DTYPES.index(d) if d in DTYPES else len(DTYPES)
 
 
+def _refusals() -> set[tuple[str, str]]:
+    """``(subject, property)`` of the known deviations that are declared refusals (an input
+    an API refuses by design: ``framework_findings``, kind ``refusal``): marked R, not D."""
+    from bn_reference.subjects.framework_findings import FINDINGS, specs_of
+
+    return {(spec, f.prop) for f in FINDINGS if f.kind == "refusal" for name in f.subjects for spec in specs_of(name)}
+
+
+def _label_order(label: str):
+    """Coverage labels by kind, then by the number they start with (``slice size: 2-7``
+    before ``slice size: 64-511``), then as text."""
+    kind, _, value = label.partition(": ")
+    m = re.match(r"\d+", value)
+    return kind, (int(m.group()) if m else math.inf), value
+
+
 def suite_laws() -> dict[str, str]:
     """``{property: first sentence of its docstring}`` of the installed suite, read with
     ``ast`` (nothing imported): the rows' titles for reports that did not record them."""
@@ -140,15 +156,19 @@ def from_report(report: dict, base: Path | str | None = None, *, repro: bool = T
         known = suite_laws()
         laws.update({k: known[split_property(k)[0]] for k in rows if k not in laws and known.get(split_property(k)[0])})
     cells = []
+    refusals = _refusals()
     for r in results:
-        _, dtype, _ = split_property(r["property"])
+        name, dtype, _ = split_property(r["property"])
+        mark = _OUTCOME_MARK[r["outcome"]]
+        if mark == "deviation" and (r["subject"], name) in refusals:
+            mark = "refusal"
         col = col_of.get((r["subject"], dtype))
         if col is None:  # a property without a dtype among dtype columns: its first column
             col = next(i for i, c in enumerate(columns) if c["subject"] == r["subject"])
         cells.append(
             {
-                "row": row_of[row_key(r["property"])], "col": col, "mark": _OUTCOME_MARK[r["outcome"]],
-                "ratio": r.get("worst_ratio"), "examples": r.get("examples"), "covered": list(r.get("covered") or []),
+                "row": row_of[row_key(r["property"])], "col": col, "mark": mark,
+                "ratio": r.get("worst_ratio"), "examples": r.get("examples"), "covered": sorted(r.get("covered") or [], key=_label_order),
                 "nodeid": r["nodeid"], "property": r["property"], "subject": r["subject"], "dtype": dtype,
                 "outcome": r["outcome"], "note": r.get("reason"), "failure": _repro_text(r.get("failure"), base) if repro else r.get("failure"),
             }
