@@ -118,7 +118,7 @@ def test_page_is_well_formed_self_contained_and_complete(tmp_path, monkeypatch):
     data = json.loads(page.scripts["bn-data"])  # "</script>" in a message did not end the script
     fail = next(c for c in data["cells"] if c["mark"] == "fail")
     assert fail["failure"]["repro_text"].startswith("# the repro script") and "</script>" in fail["failure"]["message"]
-    assert (fail["ratio"], fail["examples"], fail["covered"]) == (4.2, 7, ["rank: 1", "slice size: 2-7"])
+    assert (fail["ratio"], fail["examples"], [data["labels"][i] for i in fail["covered"]]) == (4.2, 7, ["rank: 1", "slice size: 2-7"])
     assert data["laws"][fail["row"]] == "BN(x) has zero mean over the reduced axes."
     assert next(c for c in data["cells"] if c["mark"] == "deviation")["note"] == "a known cause"
     failing_link = [a for t, a in page.attrs if t == "a" and a.get("data-i") == str(data["cells"].index(fail))]

@@ -237,7 +237,7 @@ def _tooltip(cell: dict, column: dict) -> str:
     if cell.get("examples") is not None:
         parts.append(f"{cell['examples']} examples")
     if cell.get("covered"):
-        parts.append("covered: " + ", ".join(cell["covered"]))
+        parts.append(f"{len(cell['covered'])} coverage labels (click)")
     return "\n".join(parts)
 
 
@@ -434,7 +434,7 @@ function show(i){var c=DATA.cells[i];if(!c)return;panel.innerHTML='';
  row('examples run',c.examples==null?'not counted':c.examples);row('dtype',c.dtype||'-');
  var law=DATA.laws[c.row];row('law',law);panel.appendChild(dl);
  var cov=el('div','covered');cov.appendChild(el('h3',null,'covered'));
- if(c.covered&&c.covered.length){c.covered.forEach(function(t){cov.appendChild(el('span','tag',t));});}else cov.appendChild(el('span',null,'(no coverage labels recorded)'));
+ if(c.covered&&c.covered.length){c.covered.forEach(function(t){cov.appendChild(el('span','tag',DATA.labels[t]));});}else cov.appendChild(el('span',null,'(no coverage labels recorded)'));
  panel.appendChild(cov);
  if(c.note)panel.appendChild(section(c.mark==='skip'?'why skipped':'cause',c.note));
  var f=c.failure;if(f){
@@ -459,8 +459,12 @@ window.addEventListener('hashchange',fromHash);fromHash();
 
 def page(model: dict) -> str:
     """The self-contained HTML page of a page model (see the module docstring)."""
+    labels = sorted({t for c in model["cells"] for t in c.get("covered") or ()}, key=_label_order)
+    index = {t: i for i, t in enumerate(labels)}
     data = {
-        "cells": [{k: v for k, v in c.items()} for c in model["cells"]],
+        # absent: null; coverage labels by their index in "labels" (a few dozen, shared by every cell)
+        "cells": [{k: ([index[t] for t in v] if k == "covered" else v) for k, v in c.items() if v is not None and v != []} for c in model["cells"]],
+        "labels": labels,
         "laws": [r.get("law") for r in model["rows"]],
         "words": {m: words for m, (_, words) in MARKS.items()},
     }
