@@ -20,6 +20,7 @@ model. The model (plain data)::
       "cells": [{"row", "col", "mark", "ratio", "examples", "covered": [...], "nodeid",
                  "property", "subject", "dtype", "outcome", "note", "failure"}],
       "lists": [{"title", "text", "items": [{"i": cell index, "label", "why"}]}],  # the failures, the findings
+      "not_run": [{"subject", "why"}],              # optional: subjects the run left out, said so
     }
 
 ``mark`` is one of ``MARKS``; ``note`` is a known deviation's cause (or a skip's reason);
@@ -350,6 +351,14 @@ def cell_item(cells: list, i: int, label: str | None = None, why: str | None = N
     return {"i": i, "label": label or f"{c['subject']} · {c['property']}", "why": _first_line(c) if why is None else why}
 
 
+def _not_run(model: dict) -> str:
+    rows = model.get("not_run") or []
+    if not rows:
+        return ""
+    items = "".join(f'<li data-not-run="{_e(r["subject"])}"><code>{_e(r["subject"])}</code>: {_e(r["why"])}</li>' for r in rows)
+    return f'<section class="not-run"><h2>Not on this page ({len(rows)})</h2><ul>{items}</ul></section>'
+
+
 def _lists(model: dict) -> str:
     out = []
     for lst in model.get("lists", []):
@@ -478,7 +487,7 @@ def page(model: dict) -> str:
         f"<title>{_e(model['title'])}</title><style>{_CSS}</style></head><body>"
         f"<h1>{_e(model['title'])}</h1>{intro}"
         f'<table class="meta">{header}</table>'
-        f"<h2>Subjects</h2>{_subjects_table(model)}"
+        f"<h2>Subjects</h2>{_subjects_table(model)}{_not_run(model)}"
         f"<h2>Heat map: property × subject × dtype</h2>{_counts(model)}{_legend()}"
         '<p class="noscript">Hover a cell for its figures; click it for what it covered, and for a failure its law, worst element, inputs and repro.</p>'
         f"{_heatmap(model)}{_lists(model)}"

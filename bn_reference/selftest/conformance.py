@@ -332,6 +332,11 @@ def page_model(out: Path) -> dict:
     for s in model["subjects"]:
         m = meta["subjects"].get(s["name"], {})
         s.update(group=family(s["name"]), api=m.get("api"), version=m.get("version"), dtypes=m.get("dtypes") or s["dtypes"])
+    model["not_run"] = [
+        {"subject": name, "why": f"the {group} group was not run into {out} (installed: {installed(group)}); tox -e frameworks runs every group"}
+        for group, (_, _, _, names) in GROUPS.items() if group not in meta.get("missing", {}) and not (out / f"{group}.json").exists()
+        for name in names if name not in present
+    ] + [{"subject": name, "why": f"not installed: {how}"} for group, how in sorted(meta.get("missing", {}).items()) for name in GROUPS[group][3]]
     profiles = sorted({rep["hypothesis_profile"] for rep in reports})
     versions = sorted({m.get("version") for m in meta["subjects"].values() if m.get("version")})
     model["title"] = "Framework conformance: every framework's normalization against the same mathematics"
