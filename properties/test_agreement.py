@@ -1,5 +1,5 @@
 """Subject vs the float64 reference, within the error model (``bn_reference.mathematics.tolerance``)."""
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import strategies as bst
@@ -14,18 +14,3 @@ def test_agrees_with_float64_reference(subject, dtype, data):
     case = bst.draw_case(data, subject, dtype)
     check_agreement(run(subject, case), case)
 
-
-# Each example is one call on 65,537 .. 262,146 elements: a few reach the class.
-VERY_LONG_EXAMPLES = 5
-
-
-@settings(max_examples=VERY_LONG_EXAMPLES)
-@given(data=st.data())
-def test_agrees_beyond_16_bit_counts(subject, dtype, data):
-    """The agreement law on slices of more than 65,536 elements (N in 65,537, 98,305,
-    131,073: ``strategies.BEYOND_16_BITS``), where a count or an index kept in 16 bits wraps
-    (a uint16 lane index) or rounds (a float16 count holds integers only up to 65,504).
-    Same law and bound as ``test_agrees_with_float64_reference``, on ``VERY_LONG_EXAMPLES``
-    examples per cell."""
-    case = bst.draw_case(data, subject, dtype, strategy=bst.very_long_cases(dtype, subject.axes_sets, subject.accumulation))
-    check_agreement(run(subject, case), case)

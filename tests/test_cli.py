@@ -100,7 +100,7 @@ def test_report_help_names_the_files_written(tmp_path, capsys):
 
     from bn_reference.harness import plugin, report
 
-    json_path, md_path = report.write(tmp_path / "out.json", report.build({}, [], "ci"))
+    (json_path, _), (md_path, _) = report.write(tmp_path / "out.json", report.build({}, [], "ci"))
     assert json_path.exists() and md_path.exists()
     with pytest.raises(SystemExit):
         cli.main(["check", "--help"])

@@ -1,6 +1,6 @@
 """``bn-props check``: the property suite against your own kernel, from any directory.
 
-    bn-props check SPEC [SPEC ...] [-n N|auto] [--profile NAME] [--report PATH]
+    bn-props check SPEC [SPEC ...] [-n N|auto] [--profile NAME] [--report PATH ...]
                    [--repro-dir DIR] [--db URL] [--budget DURATION] [-- PYTEST_ARGS ...]
 
 SPEC is ``module:attr`` (``attr`` may be dotted), importable from the current directory, or
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("specs", nargs="+", metavar="SPEC", help="module:attr importable from the current directory, or a built-in name")
     check.add_argument("-n", dest="workers", type=_workers, default=None, metavar="N|auto", help="run in N processes (pytest-xdist); default: one")
     check.add_argument("--profile", choices=PROFILES, default=None, help="Hypothesis profile (default: HYPOTHESIS_PROFILE, else ci when CI is set, else dev)")
-    check.add_argument("--report", metavar="PATH", default=None, help=OPTION_HELP)
+    check.add_argument("--report", metavar="PATH", action="append", default=None, help=OPTION_HELP)
     check.add_argument("--repro-dir", metavar="DIR", default=None, help="save a runnable repro script for each falsified property in DIR (default .bn-props/repro)")
     check.add_argument(
         "--budget",
@@ -100,7 +100,8 @@ def pytest_args(options, extra=(), *, here: Path) -> list[str]:
     # The repros go to the current directory's .bn-props/repro by default, not to the rootdir
     # (the installed suite's directory, where the ini lies).
     repro_dir = options.repro_dir or str(here / ".bn-props" / "repro")
-    for flag, value in (("--bn-report", options.report), ("--bn-repro-dir", repro_dir), ("--bn-db", options.db), ("--bn-budget", options.budget)):
+    reports = [options.report] if isinstance(options.report, str) else list(options.report or [])
+    for flag, value in (*(("--bn-report", r) for r in reports), ("--bn-repro-dir", repro_dir), ("--bn-db", options.db), ("--bn-budget", getattr(options, "budget", None))):
         if value:
             args += [flag, value]
     return args + list(extra)

@@ -36,6 +36,8 @@ _CELL_KEY = checks.CELL_KEY
 _EXAMPLES_KEY = checks.EXAMPLES_KEY
 _SUBJECT_SECONDS_KEY = checks.SUBJECT_SECONDS_KEY
 _MEDIAN_CALL_KEY = checks.MEDIAN_CALL_KEY
+_COVERED_KEY = checks.COVERED_KEY
+_LAW_KEY = "bn_law"  # the property's first docstring sentence (the report's row title)
 _TRACKER = pytest.StashKey[checks.Tracker]()
 # The suite's markers and warning filters (pyproject.toml's in the checkout), declared
 # wherever it runs, so a project's --strict-markers or filterwarnings=error leave it alone.
@@ -81,8 +83,9 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--bn-report",
+        action="append",
         metavar="PATH",
-        default=None,
+        default=[],
         help=report_mod.OPTION_HELP,
     )
 
@@ -218,6 +221,7 @@ def pytest_collection_modifyitems(config, items):
                 deviation, strict = known
                 item.add_marker(pytest.mark.xfail(strict=strict, reason=deviation.reason))
             item.user_properties.append((_CELL_KEY, cell_key(params["subject"].spec, item.originalname, item.callspec.id)))
+            item.user_properties.append((_LAW_KEY, failure.first_sentence(getattr(getattr(item, "function", None), "__doc__", None))))
     if not config.stash[_USER_CHOSEN]:
         return
     # Checking chosen subjects: keep only the properties that take a subject (drop the
@@ -363,6 +367,8 @@ def pytest_runtest_call(item):
             item.user_properties.append((_SUBJECT_SECONDS_KEY, tracker.subject_seconds))
         if tracker.call_seconds:
             item.user_properties.append((_MEDIAN_CALL_KEY, statistics.median(tracker.call_seconds)))
+        if tracker.covered:
+            item.user_properties.append((_COVERED_KEY, sorted(tracker.covered)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -450,11 +456,14 @@ class Matrix:
             tuple(props[_CELL_KEY]),
             {"outcome": "passed", "ratio": None, "examples": None, "duration": 0.0, "nodeid": report.nodeid, "failure": None},
         )
+        if props.get(_LAW_KEY):
+            cell["law"] = props[_LAW_KEY]
         cell["duration"] += report.duration
         if report.when == "call" or report.outcome != "passed":
             outcome = report.outcome
             if hasattr(report, "wasxfail"):
                 outcome = "xfailed" if report.skipped else "xpassed"
+                cell["reason"] = report.wasxfail or None  # the known deviation's cause
             elif report.when != "call" and report.failed:
                 outcome = "error"
             if cell["outcome"] == "passed" or outcome in ("failed", "error"):
@@ -467,6 +476,10 @@ class Matrix:
             cell["examples"] = props[_EXAMPLES_KEY]
         if _MEDIAN_CALL_KEY in props:
             cell["median_call"] = props[_MEDIAN_CALL_KEY]
+        if _COVERED_KEY in props:
+            cell["covered"] = sorted(set(cell.get("covered", ())) | set(props[_COVERED_KEY]))
+        if report.skipped and not hasattr(report, "wasxfail"):
+            cell["reason"] = _skip_reason(report)
 
     def render(self) -> str:
         from io import StringIO
@@ -523,15 +536,31 @@ def pytest_terminal_summary(terminalreporter, config):
     outcomes = {cell["outcome"] for cell in matrix.cells.values()}
     if outcomes & {"xfailed", "xpassed"}:
         terminalreporter.write_line(XFAIL_LEGEND)
-    path = config.getoption("bn_report")
-    if path:
-        specs = [s.spec for s in subjects_of(config)]
+    paths = config.getoption("bn_report")
+    if paths:
+        subjects = subjects_of(config)
         report = report_mod.build(
-            matrix.cells,
-            specs,
-            settings._current_profile,
-            contracts=report_mod.contracts(subjects_of(config)),
-            coverage={s.spec: dtypes_mod.coverage_record(s) for s in subjects_of(config)},
+            matrix.cells, [s.spec for s in subjects], settings._current_profile, contracts=report_mod.contracts(subjects),
+            coverage={s.spec: dtypes_mod.coverage_record(s) for s in subjects},
+            seed=_seed(config), environment=report_mod.environment(subjects),
         )
-        json_path, md_path = report_mod.write(path, report)
-        terminalreporter.write_line(f"bn-props report: {json_path} (JSON), {md_path} (Markdown)")
+        for path in paths:
+            written = report_mod.write(path, report)
+            terminalreporter.write_line("bn-props report: " + ", ".join(f"{p} ({kind})" for p, kind in written))
+
+
+def _seed(config) -> str:
+    """How the run's examples were chosen, for the report's header: the ``--hypothesis-seed``
+    given, else ``derandomized`` (the profile's fixed draws), else ``random``."""
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is not None:
+        return f"--hypothesis-seed={seed}"
+    return "derandomized" if settings().derandomize else "random (no --hypothesis-seed)"
+
+
+def _skip_reason(report) -> str | None:
+    """A skipped cell's reason (pytest's ``(path, line, reason)`` longrepr)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return None

@@ -15,6 +15,10 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
           "dtypes": ["float32", ...], "dtypes_from": "declared" | "probed",
           "refused": {"bfloat16": "TypeError: ..."},  # probed dtypes it refused
           "layouts": ["C", "F", ...], "block_boundary_sizes": [31, 32, ...], "beyond_16_bits": [65537, ...]}},
+      "seed": "derandomized",                       # optional: how examples were drawn
+                                                    # (or "--hypothesis-seed=N", "random ...")
+      "versions": {"python": "3.11.7", "numpy": "2.3.1", ...},  # optional
+      "subject_info": {"reference": {"dtypes": ["float32"], "api": null}},  # optional
       "results": [
         {
           "subject": "mypkg.bn:my_bn",
@@ -24,6 +28,12 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
           "examples": 100,                           # examples drawn (null if none counted)
           "worst_ratio": 0.31,                       # see "worst_ratio" below
           "duration_s": 0.42,
+          "covered": ["rank: 2", "slice size: 8-63"],  # optional: "kind: value" labels the
+                                                     # examples reached (checks.cover)
+          "law": "BN(x) has zero mean over the reduced axes.",  # optional: the docstring's
+                                                     # first sentence
+          "reason": null,                            # optional: a known deviation's cause
+                                                     # (xfailed/xpassed), a skip's reason
           "failure": null | {
             "message": "...",                        # the whole failure text, as printed
             "reproduce_failure": "@reproduce_failure('6.170.17', b'...')",  # replays it
@@ -40,6 +50,9 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
         }
       ]
     }
+
+Suffixes: ``PATH`` ending in ``.html``/``.htm`` gets the same report as one self-contained
+HTML page instead (``harness.report_html``); any other ``PATH`` the JSON and its Markdown twin.
 
 ``worst_ratio`` has one definition, shared with the failure message: the largest err/bound
 (|subject - truth| / bound, over the elements compared by the property's ``assert_within``
@@ -62,14 +75,16 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["SCHEMA", "SCHEMA_ID", "OPTION_HELP", "CONTRACTS", "contracts", "contracts_line", "failure_details", "build", "to_markdown", "write"]
+__all__ = ["SCHEMA", "SCHEMA_ID", "OPTION_HELP", "CONTRACTS", "HTML_SUFFIXES", "contracts", "contracts_line", "environment", "failure_details", "build", "to_markdown", "write"]
 
 SCHEMA_ID = "bn-props-report/2"
 # The help of --bn-report and of bn-props check's --report: what ``write`` writes.
 OPTION_HELP = (
     "write the conformance matrix as JSON to PATH and as Markdown to PATH with its suffix "
-    "replaced by .md (e.g. out.json and out.md; schema: bn_reference.harness.report.SCHEMA)"
+    "replaced by .md (e.g. out.json and out.md; schema: bn_reference.harness.report.SCHEMA); "
+    "a PATH ending in .html: one self-contained HTML page (heat map, failures with their repro); repeatable"
 )
+HTML_SUFFIXES = (".html", ".htm")
 # bn_accumulation -> the contract's name (``tolerance`` item 6); float32/float64 are held to
 # the same model under both.
 CONTRACTS = {"float32": "float32-accumulation", "input": "input-accumulation"}
@@ -139,6 +154,17 @@ SCHEMA = {
                 },
             },
         },
+        "seed": {"type": "string"},
+        "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "subject_info": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["dtypes"],
+                "additionalProperties": False,
+                "properties": {"dtypes": {"type": "array", "items": {"type": "string"}}, "api": {"type": ["string", "null"]}},
+            },
+        },
         "results": {
             "type": "array",
             "items": {
@@ -153,6 +179,9 @@ SCHEMA = {
                     "examples": {"type": ["integer", "null"], "minimum": 0},
                     "worst_ratio": {"type": ["number", "null"], "minimum": 0},
                     "duration_s": {"type": "number", "minimum": 0},
+                    "covered": {"type": "array", "items": {"type": "string"}},
+                    "law": {"type": ["string", "null"]},
+                    "reason": {"type": ["string", "null"]},
                     "failure": {
                         "oneOf": [
                             {"type": "null"},
@@ -211,7 +240,29 @@ def contracts_line(by_spec: dict[str, str]) -> str:
     return "; ".join(f"{', '.join(specs)}: {CONTRACT_TEXT[name]}" for name, specs in groups.items()) or "-"
 
 
-def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, str] | None = None, coverage: dict | None = None) -> dict:
+_VERSIONED = ("numpy", "hypothesis", "ml_dtypes", "torch", "jax", "flax", "onnxruntime", "tensorflow", "keras", "triton")
+
+
+def environment(subjects) -> dict:
+    """``{"versions": ..., "subject_info": ...}`` for the report's header: Python, the
+    platform, bn-props and the libraries the run imported (of ``_VERSIONED``); each loaded
+    subject's dtypes and the API it wraps (``bn_api``, when it says)."""
+    import importlib.metadata
+    import platform
+    import sys
+
+    versions = {"python": platform.python_version(), "platform": f"{platform.system()} {platform.machine()}"}
+    for dist in ("bn-props", *_VERSIONED):
+        if dist == "bn-props" or dist.replace("-", "_") in sys.modules:
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                pass
+    info = {s.spec: {"dtypes": list(s.dtypes), "api": getattr(s.fn, "bn_api", None)} for s in subjects}
+    return {"versions": versions, "subject_info": info}
+
+
+def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, str] | None = None, coverage: dict | None = None, *, seed: str | None = None, environment: dict | None = None) -> dict:
     """The report dict from the plugin's matrix cells ``{(subject, property): cell}``."""
     results = []
     for (subject, prop), cell in sorted(cells.items()):
@@ -225,6 +276,9 @@ def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, s
                 "worst_ratio": cell.get("ratio"),
                 "duration_s": round(float(cell.get("duration", 0.0)), 6),
                 "failure": cell.get("failure"),
+                "covered": list(cell.get("covered") or []),
+                "law": cell.get("law"),
+                "reason": cell.get("reason"),
             }
         )
     report = {
@@ -238,6 +292,9 @@ def build(cells: dict, subjects: list[str], profile: str, contracts: dict[str, s
         report["contracts"] = dict(contracts)
     if coverage:
         report["coverage"] = dict(coverage)
+    if seed is not None:
+        report["seed"] = seed
+    report.update(environment or {})
     return report
 
 
@@ -277,11 +334,18 @@ def to_markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write(path, report: dict) -> tuple[Path, Path]:
-    """Write ``path`` (JSON) and ``path`` with suffix ``.md`` (Markdown); return both paths."""
+def write(path, report: dict) -> list[tuple[Path, str]]:
+    """Write the report; return ``[(path, kind)]`` of the files written. ``path`` ending in
+    ``.html``/``.htm``: one self-contained page (``report_html.page``); otherwise ``path``
+    (JSON) and ``path`` with suffix ``.md`` (Markdown)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in HTML_SUFFIXES:
+        from bn_reference.harness import report_html
+
+        path.write_text(report_html.page(report_html.from_report(report)), encoding="utf-8")
+        return [(path, "HTML")]
     path.write_text(json.dumps(report, indent=2) + "\n")
     md = path.with_suffix(".md")
     md.write_text(to_markdown(report))
-    return path, md
+    return [(path, "JSON"), (md, "Markdown")]

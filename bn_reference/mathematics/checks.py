@@ -7,6 +7,8 @@ differences) plus what a BN failure needs: the err/bound ratio and where it happ
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ __all__ = [
     "count_example",
     "record_call",
     "add_subject_time",
+    "cover",
+    "size_class",
     "plain",
 ]
 
@@ -34,6 +38,7 @@ CELL_KEY = "bn_cell"  # (subject spec, property): its conformance-matrix cell
 EXAMPLES_KEY = "bn_examples"  # examples drawn
 SUBJECT_SECONDS_KEY = "bn_subject_seconds"  # time inside subject calls
 MEDIAN_CALL_KEY = "bn_median_call_seconds"  # the median duration of one subject call
+COVERED_KEY = "bn_covered"  # the coverage labels of the examples run (``cover``)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Tracker:
     subject_seconds: float = 0.0  # wall time spent inside subject calls
     call_seconds: list = field(default_factory=list)  # each subject call's duration
     example_worst: float = 0.0  # may be inf (a NaN or inf where a finite value was due)
+    covered: set = field(default_factory=set)  # "kind: value" labels of what the examples reached (``cover``)
 
 
 _tracker: ContextVar[Tracker | None] = ContextVar("bn_tracker", default=None)
@@ -93,6 +99,53 @@ def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str
     t = _tracker.get()
     if t is not None:
         t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function, layout))
+        t.covered.update(_call_labels(x, kwargs))
+        if layout is not None:
+            t.covered.add(f"layout: {layout.label}")
+
+
+def size_class(n: int) -> str:
+    """The size class of a slice of ``n`` elements (the elements one mean and variance are
+    taken over): ``0``, ``1``, then octaves ``2-7``, ``8-63``, ``64-511``, ``512+``, the
+    reduction's regimes (no statistics, the offset alone, tiny, one SIMD/warp-sized
+    block, several, many)."""
+    if n <= 1:
+        return str(n)
+    for top in (8, 64, 512):
+        if n < top:
+            return f"{top // 8 if top > 8 else 2}-{top - 1}"
+    return "512+"
+
+
+def cover(*labels: str) -> None:
+    """Note that the current test's examples reached ``labels`` (``"kind: value"``, e.g.
+    ``"layout: NCHW"``, ``"size class: block boundary"``): a strategy that draws a layout or
+    a size class says so here, and the report lists each cell's labels. ``record_call`` adds
+    what every subject call shows by itself: the input's rank, its slice size class
+    (``size_class``) and, when not C-contiguous, its strides."""
+    t = _tracker.get()
+    if t is not None:
+        t.covered.update(labels)
+
+
+def _call_labels(x, kwargs: dict) -> tuple[str, ...]:
+    shape = getattr(x, "shape", ())
+    flags = getattr(x, "flags", None)
+    strided = flags is not None and not flags.c_contiguous and getattr(x, "size", 0) > 1
+    axes = kwargs.get("axes") or ()
+    try:
+        return _labels(tuple(shape), tuple(axes), strided)
+    except TypeError:  # axes not a tuple of ints (a bad-input property's call)
+        return (f"rank: {len(shape)}",)
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(shape: tuple, axes: tuple, strided: bool) -> tuple[str, ...]:
+    try:
+        n = math.prod(shape[a] for a in axes) if axes else 0
+    except (IndexError, TypeError):
+        return (f"rank: {len(shape)}",)
+    return (f"rank: {len(shape)}", f"slice size: {size_class(n)}") + (("layout: non-contiguous",) if strided else ())
 
 
 def add_subject_time(seconds: float) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from bn_reference.mathematics import checks
 from bn_reference.mathematics import watchdog
 from bn_reference.mathematics.reference import batch_norm, moments, normalized
-from bn_reference.mathematics.strategies import BNCase
+from bn_reference.mathematics.strategies import BNCase, at_block_boundary
 from bn_reference.mathematics.tolerance import bound, moment_error, times
 
 __all__ = [
@@ -47,6 +47,8 @@ def call(subject, case: BNCase, x: np.ndarray | None = None, *, label: str = "BN
     kwargs = case.kwargs(**overrides)
     x = case.laid_out() if x is None else x
     checks.record_call(x, kwargs, label, layout=case.layout)
+    if at_block_boundary(case.n) or any(at_block_boundary(case.x.shape[a]) for a in case.axes):
+        checks.cover("slice size: at a block boundary (k 2^p - 1, k 2^p, k 2^p + 1)")
     with provoked_warnings() if edge_input else contextlib.nullcontext():
         return _subject_call(subject, x, **kwargs)
 

@@ -43,6 +43,17 @@ _NAMES = {
 }
 
 
+_LABELS = {
+    "C": "C order",
+    "F": "Fortran order",
+    "permuted": "permuted view",
+    "strided": "step-2 slice",
+    "reversed": "negative strides",
+    "readonly": "read-only",
+    "unaligned": "unaligned",
+}
+
+
 @dataclass(frozen=True)
 class Layout:
     """How an array sits in memory (module docstring); ``order`` is used by ``"permuted"``."""
@@ -101,6 +112,11 @@ class Layout:
             order = self.order if ndim is None else self._order_for(ndim)
             return f"permuted view (axes stored in order {tuple(order)})"
         return _NAMES[self.kind]
+
+    @property
+    def label(self) -> str:
+        """The kind in a word or two, for the report's coverage labels (``layout: Fortran order``)."""
+        return _LABELS[self.kind]
 
     def __repr__(self) -> str:
         """Source that rebuilds the layout (``bn_reference.mathematics.layouts.Layout``)."""

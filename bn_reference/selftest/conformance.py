@@ -1,8 +1,9 @@
 """The framework conformance report: run the property suite on every installed framework
-subject and regenerate ``docs/conformance.md`` from the ``--bn-report`` JSON.
+subject and regenerate ``docs/conformance.md`` and ``docs/conformance.html`` (one heat map of
+every API, grouped by family; ``harness.report_html``) from the ``--bn-report`` JSON.
 
-    python -m bn_reference.selftest.conformance                      # run, then write docs/conformance.md
-    python -m bn_reference.selftest.conformance --render-only        # rewrite it from the last run's JSON
+    python -m bn_reference.selftest.conformance                      # run, then write docs/conformance.{md,html}
+    python -m bn_reference.selftest.conformance --render-only        # rewrite both from the last run's JSON
     python -m bn_reference.selftest.conformance -- -k float32        # extra pytest arguments after --
 
 (``tox -e frameworks`` runs the first.) One pytest run per framework group (PyTorch, JAX,
@@ -41,7 +42,7 @@ from bn_reference.subjects import FRAMEWORK_SUBJECTS
 from bn_reference.subjects._framework import library_version
 from bn_reference.subjects.framework_findings import FINDINGS, specs_of
 
-__all__ = ["GROUPS", "run", "render", "main"]
+__all__ = ["GROUPS", "FAMILIES", "run", "render", "page_model", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")
@@ -214,6 +215,7 @@ def render(out: Path) -> tuple[str, int]:
         f"{', '.join(f'`{p}`' for p in profiles) or '-'} (derandomized: every cell replays), last run {created}, Python",
         f"{platform.python_version()} on {platform.machine()}. Each API is reached for every reduced-axis set by a",
         "transpose and reshape into its own layout (exact), so what is checked is the framework's arithmetic.",
+        "The same run as one heat map, each deviation opening its cause and smallest input: [conformance.html](conformance.html).",
         "",
         "Verdicts: ✓ pass; D known deviation (a law broken; cause below); R declared refusal (an input the API",
         "refuses by design; one cell, checked by `test_declared_refusal_is_a_clear_error`); ✗ FAIL (unexplained);",
@@ -316,6 +318,78 @@ def render(out: Path) -> tuple[str, int]:
     return "\n".join(lines) + "\n", problems
 
 
+# The page's column groups, in order: the normalization each API computes (its name says).
+# jax.nn.standardize normalizes over the axes it is given with no affine: layer norm's family.
+FAMILIES = (("BN", ("batch_norm",)), ("LN", ("layer_norm", "standardize")), ("GN", ("group_norm",)), ("IN", ("instance_norm",)), ("RMS", ("rms",)))
+_MARK = {"pass": "pass", "deviation": "deviation", "refusal": "refusal", "FAIL": "fail", "FIXED?": "xpass", "skip": "skip"}
+
+
+def family(subject: str) -> str:
+    return next((name for name, keys in FAMILIES if any(k in subject for k in keys)), "other")
+
+
+def page_model(out: Path) -> dict:
+    """The model of ``docs/conformance.html`` (``harness.report_html``) from ``OUT/*.json``
+    and ``OUT/meta.json``: the same verdicts as ``render``, one column per API and dtype,
+    grouped by family; a deviation or refusal cell opens its cause and the smallest input
+    Hypothesis shrank it to."""
+    from bn_reference.harness import report_html
+
+    meta, reports = _load(out)
+    order = [name for fam, _ in FAMILIES + (("other", ()),) for name in FRAMEWORK_SUBJECTS if family(name) == fam]
+    rows = [r for rep in reports for r in rep["results"]]
+    present = {r["subject"] for r in rows}
+    merged = {"subjects": [s for s in order if s in present], "results": rows}
+    model = report_html.from_report(merged, repro=False)
+    problems, findings = [], {}
+    for i, cell in enumerate(model["cells"]):
+        result = rows[i]
+        v, finding = verdict(result)
+        cell["mark"] = "error" if v == "FAIL" and result["outcome"] == "error" else _MARK[v]
+        if finding is not None:
+            cell["note"] = ("No longer reproduces; the finding said: " if v == "FIXED?" else "") + finding.cause
+        if cell["failure"]:  # the page shows the message and the shrunk input; the bytes and repros stay with the run
+            cell["failure"] = {k: v for k, v in cell["failure"].items() if k not in ("calls", "repro")}
+        if v in ("FAIL", "FIXED?"):
+            problems.append(report_html.cell_item(model["cells"], i))
+        elif v in ("deviation", "refusal"):
+            findings.setdefault((result["subject"], finding.prop), []).append(i)
+    for s in model["subjects"]:
+        m = meta["subjects"].get(s["name"], {})
+        s.update(group=family(s["name"]), api=m.get("api"), version=m.get("version"), dtypes=m.get("dtypes") or s["dtypes"])
+    model["not_run"] = [
+        {"subject": name, "why": f"the {group} group was not in this run (no {group}.json); tox -e frameworks runs every group"}
+        for group, (_, _, _, names) in GROUPS.items() if group not in meta.get("missing", {}) and not (out / f"{group}.json").exists()
+        for name in names if name not in present
+    ] + [{"subject": name, "why": f"not installed: {how}"} for group, how in sorted(meta.get("missing", {}).items()) for name in GROUPS[group][3]]
+    profiles = sorted({rep["hypothesis_profile"] for rep in reports})
+    versions = sorted({m.get("version") for m in meta["subjects"].values() if m.get("version")})
+    model["title"] = "Framework conformance: every framework's normalization against the same mathematics"
+    model["intro"] = [
+        "Generated by tox -e frameworks (python -m bn_reference.selftest.conformance), beside docs/conformance.md: "
+        "the property suite on each framework API as a built-in subject, on CPU, each API reached for every "
+        "reduced-axis set by an exact transpose and reshape into its own layout.",
+        "D: a known deviation (a law broken; bn_reference/subjects/framework_findings.py holds its cause in the "
+        "library's source), R: a refusal by design, both strict xfails in CI; a cell coloured by its worst err/bound "
+        "passed. Click a cell for its figures, and a D or R cell for its cause and smallest falsifying input.",
+    ]
+    model["header"] = [
+        ["last run", max((rep["created"] for rep in reports), default="never")],
+        ["Hypothesis profile", ", ".join(profiles) or "-"],
+        ["seed", "derandomized (every cell replays)"],
+        ["versions", f"python {platform.python_version()}, " + "; ".join(versions)],
+        ["not installed", "; ".join(f"{g}: {how}" for g, how in sorted(meta.get("missing", {}).items())) or "-"],
+    ]
+    items = []
+    for (subject, prop), cells in sorted(findings.items()):
+        dts = ", ".join(sorted({model["cells"][i]["dtype"] or "-" for i in cells}, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9))
+        items.append(report_html.cell_item(model["cells"], cells[0], label=f"{subject} · {prop} ({model['cells'][cells[0]]['mark']}; {dts})"))
+    model["lists"] = ([{"title": f"Unexplained ({len(problems)})", "text": "FAIL or a finding that no longer reproduces.", "items": problems}] if problems else []) + [
+        {"title": f"Findings ({len(items)})", "text": "Each deviation and refusal: its cause in the library's source; the link opens its smallest input.", "items": items}
+    ]
+    return model
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
@@ -325,6 +399,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bn_reference.selftest.conformance", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / ".bn-props" / "conformance"), help="directory for the per-group JSON reports")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "conformance.md"), help="the Markdown page to (re)write")
+    parser.add_argument("--html", default=None, help="the HTML page to (re)write (default: docs/conformance.html when --doc is the default, else none)")
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
     parser.add_argument("--render-only", action="store_true", help="do not run pytest; render from the JSON already in --out")
     args = parser.parse_args(argv)
@@ -338,6 +413,12 @@ def main(argv=None) -> int:
     text, problems = render(out)
     Path(args.doc).write_text(text)
     print(f"conformance: wrote {args.doc} ({problems} unexplained or fixed cells)")
+    html_path = args.html or (str(ROOT / "docs" / "conformance.html") if Path(args.doc) == ROOT / "docs" / "conformance.md" else None)
+    if html_path:
+        from bn_reference.harness import report_html
+
+        Path(html_path).write_text(report_html.page(page_model(out)), encoding="utf-8")
+        print(f"conformance: wrote {html_path}")
     return 1 if problems else 0
 
 
