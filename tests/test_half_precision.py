@@ -148,3 +148,35 @@ def test_flush_to_zero_of_the_folded_products_is_inside_the_bound():
     tiny = float(ml_dtypes.finfo(ml_dtypes.bfloat16).tiny)
     assert err.max() > tiny * (1 + 0.125)  # beyond the old floor: the case is real
     assert (err <= bound(x, (1,), 0.125, 0.0, 1.0)).all()
+
+
+@HALF
+def test_the_stricter_elementwise_mutants_are_correct_under_the_default_contract_only(dtype):
+    """``tolerance`` item 7: a truncating final conversion and an elementwise stage left in
+    half precision stay inside the default contract's bound (item 6) on every example drawn
+    (200, derandomized, the default strategy), and leave the ``bn_elementwise = "float32"``
+    bound (``accumulation="float32-once"``) on some; a kernel computed in float64 and rounded
+    once (``float64_compute``) stays inside both."""
+    from hypothesis import HealthCheck, given, settings
+
+    from bn_reference.mathematics import strategies as bst
+
+    name = np.dtype(dtype).name
+    outside = {"truncating_final_conversion": 0, "elementwise_in_half": 0}
+
+    @settings(max_examples=200, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bst.bn_cases(dtypes=(name,)))
+    def check(case):
+        expected = batch_norm(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype=np.float64)
+        default = bound(case.x, case.axes, case.scale, case.offset, case.epsilon)
+        once = bound(case.x, case.axes, case.scale, case.offset, case.epsilon, accumulation="float32-once")
+        with np.errstate(invalid="ignore"):
+            for mutant in outside:
+                err = np.abs(getattr(mutants, mutant)(case.x.copy(), **case.kwargs()).astype(np.float64) - expected)
+                assert (err <= default).all(), mutant  # correct under the default contract
+                outside[mutant] += bool((err > once).any())
+            err = np.abs(mutants.float64_compute(case.x.copy(), **case.kwargs()).astype(np.float64) - expected)
+            assert (err <= once).all()
+
+    check()
+    assert all(outside.values()), outside

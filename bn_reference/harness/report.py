@@ -87,10 +87,11 @@ OPTION_HELP = (
 HTML_SUFFIXES = (".html", ".htm")
 # bn_accumulation -> the contract's name (``tolerance`` item 6); float32/float64 are held to
 # the same model under both.
-CONTRACTS = {"float32": "float32-accumulation", "input": "input-accumulation"}
+CONTRACTS = {"float32": "float32-accumulation", "input": "input-accumulation", "float32-once": "float32-elementwise"}
 CONTRACT_TEXT = {
     "float32-accumulation": "float16/bfloat16 reductions in float32, elementwise in x's dtype (strict)",
     "input-accumulation": "float16/bfloat16 reductions in x's dtype (bn_accumulation='input', looser)",
+    "float32-elementwise": "float16/bfloat16 computed in float32, rounded once to x's dtype (bn_elementwise='float32', stricter)",
 }
 OUTCOMES = ["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
 

@@ -160,6 +160,27 @@ evaluated at float64 (negligible next to float32, not next to float64).
    looser model. float32 and float64 are their own accumulation dtype: for them both
    contracts are items 1-5 unchanged.
 
+7. The stricter elementwise contract, opt-in (``accumulation="float32-once"``, the subject
+   attribute ``bn_elementwise = "float32"``). PyTorch's CPU and CUDA normalization kernels
+   (``at::opmath_type``), cuDNN-style fused kernels, Triton kernels and Keras with its
+   float32 upcast compute the elementwise stage in float32 too and round once, at the end, to
+   x's dtype. For such a kernel on float16/bfloat16 x, ``t``, its float32 result before the
+   final conversion, is a float32 computation of every step (item 6's reductions, item 4's
+   elementwise stage at float32's ``v`` and ``tiny_a``): ``|t - y| <= B_32``, item 4 at
+   float32 on the same (exactly representable) inputs. One rounding to nearest in x's dtype
+   then moves it by at most ``u |t| + s/2``, ``s`` the spacing of x's dtype at zero (its
+   smallest subnormal), and ``|t| <= |y| + B_32``::
+
+       B_once = B_32 + u (|y| + B_32) + s/2
+
+   About ``u |y|`` where today's contract allows ``4u |gamma x_hat| + 3u (|x| + |mu|) inv
+   |gamma| + 2u (|beta| + |y|)``: an elementwise stage left in half precision (several
+   roundings in x's dtype, ``x - mu`` among them) fails it at large |mu| / sigma or several
+   accumulated roundings, and a final conversion that truncates (round toward zero: up to
+   ``2u |t|``) fails it wherever ``t`` lies in the upper half of its ulp. The domain is item
+   6's (a subset of what this contract could allow). float32/float64 x: the elementwise stage
+   already runs in x's dtype, and the contract is items 1-5 unchanged.
+
 Nothing here is tuned: every term is a count of roundings times the size of what is
 rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
 implementation in ``dtype``; ``err / B`` is the margin reported per property.
@@ -191,7 +212,7 @@ __all__ = [
 
 # The accumulation contracts (item 6): "float32" (default: half precision reduced in
 # float32) or "input" (reductions in x's own dtype, the looser model).
-ACCUMULATIONS = ("float32", "input")
+ACCUMULATIONS = ("float32", "input", "float32-once")  # the last: item 7 (bn_elementwise = "float32")
 HALF = ("float16", "bfloat16")
 
 
@@ -224,7 +245,7 @@ def gamma(k, u: float):
 def _accumulation_dtype(dtype: np.dtype, accumulation: str) -> np.dtype:
     if accumulation not in ACCUMULATIONS:
         raise ValueError(f"accumulation={accumulation!r}: choose one of {ACCUMULATIONS}")
-    return np.dtype(np.float32) if accumulation == "float32" and dtype.name in HALF else dtype
+    return np.dtype(np.float32) if accumulation != "input" and dtype.name in HALF else dtype
 
 
 def accumulation_dtype(dtype, accumulation: str = "float32") -> np.dtype:
@@ -331,7 +352,7 @@ class _OutputTerms:
     float64 quantities of the output (``inv``, ``x_hat``, ``y`` and the magnitudes they
     enter the bound through), the same for x's dtype and for float64, so computed once."""
 
-    __slots__ = ("st", "eps", "denom", "inv", "g", "abs_g_x_hat", "big", "beta_y", "floor")
+    __slots__ = ("st", "eps", "denom", "inv", "g", "abs_g_x_hat", "big", "beta_y", "abs_y", "floor")
 
     def __init__(self, st: _SliceStats, gamma_, beta, eps: float):
         self.st, self.eps = st, eps
@@ -345,12 +366,19 @@ class _OutputTerms:
             y = x_hat * gamma_ + beta
             self.abs_g_x_hat = np.abs(gamma_ * x_hat)
             self.big = np.abs(st.x64) + np.abs(st.mu)
-            self.beta_y = np.abs(beta) + np.abs(y)
+            self.abs_y = np.abs(y)
+            self.beta_y = np.abs(beta) + self.abs_y
             self.floor = 2 * inv * g + g + 4  # flush_to_zero_floor's factor of tiny
 
 
 def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") -> np.ndarray:
-    """Item 4 (with item 6's precisions) at ``dtype``."""
+    """Item 4 (with item 6's precisions) at ``dtype``; item 7 under ``"float32-once"``."""
+    if accumulation == "float32-once" and dtype.name in HALF:  # item 7: float32 throughout, one rounding
+        b32 = _output_bound(terms, _FLOAT32, "float32")
+        u = unit_roundoff(dtype)
+        with np.errstate(invalid="ignore"):
+            b = b32 + u * (terms.abs_y + b32) + float(finfo(dtype).smallest_subnormal) / 2
+        return np.where(np.isnan(b), np.inf, b)
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     acc = accumulation_dtype(dtype, accumulation)
     v = unit_roundoff(acc)
@@ -395,6 +423,7 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation
 
 
 _FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> bool:

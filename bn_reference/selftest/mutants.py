@@ -678,6 +678,46 @@ def count_in_uint16(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_count_in_uint16_moments)
 
 
+# The stricter elementwise contract (``tolerance`` item 7, ``bn_elementwise = "float32"``):
+# both are correct kernels under the default contract (``tests/test_half_precision.py``
+# checks that), and wrong for a subject that declares the float32 elementwise stage.
+
+
+def _toward_zero(t: np.ndarray, dtype) -> np.ndarray:
+    """``t`` (float32) converted to ``dtype`` (float16/bfloat16) rounding toward zero: the
+    nearest value, moved one step toward zero where it lies beyond ``t`` in magnitude (the
+    bit pattern of a sign-magnitude float, less one, is the next value toward zero)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # beyond x's range: inf, then max toward zero
+        y = np.asarray(t).astype(dtype)
+        beyond = (np.abs(y.astype(np.float64)) > np.abs(t.astype(np.float64))) & np.isfinite(t)
+    bits = y.view(np.uint16).copy()
+    bits[beyond] -= 1
+    return bits.view(y.dtype)
+
+
+@supports(*HALF)
+def truncating_final_conversion(x, *, axes, scale, offset, epsilon, training):
+    """BUG (under bn_elementwise = "float32"): everything in float32, then converted to x's
+    dtype rounding toward zero (a truncating cast: up to one ulp off, where rounding to
+    nearest is half)."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    t = _compute(x, axes, scale, offset, epsilon, dtype=np.float32, out=np.float32)
+    return _toward_zero(t, x.dtype) if x.dtype.name in HALF else t.astype(x.dtype)
+
+
+@supports(*HALF)
+def elementwise_in_half(x, *, axes, scale, offset, epsilon, training):
+    """BUG (under bn_elementwise = "float32"): float32 moments and inverse, but the
+    elementwise stage in x's dtype (four roundings in half precision): the default contract's
+    kernel, declared stricter than it is."""
+    return _half_bn(x, axes, scale, offset, epsilon, training)
+
+
+truncating_final_conversion.bn_elementwise = elementwise_in_half.bn_elementwise = "float32"
+
+
 # --------------------------------------------------------------------------------------
 # Correct variants: different algorithm or rounding, same mathematics
 # --------------------------------------------------------------------------------------
@@ -686,8 +726,12 @@ def count_in_uint16(x, *, axes, scale, offset, epsilon, training):
 @supports(*ALL_DTYPES, moments=_moments_attr(_in_float64(_two_pass)))
 def float64_compute(x, *, axes, scale, offset, epsilon, training):
     """Correct: everything in float64 (two-pass moments, plain formula), one rounding to
-    x.dtype at the end."""
+    x.dtype at the end: held to the stricter contract it meets, ``bn_elementwise = "float32"``
+    (``tolerance`` item 7: computed in float32 or better, rounded once)."""
     return _numpy_bn(x, axes, scale, offset, epsilon, training, dtype=np.float64)
+
+
+float64_compute.bn_elementwise = "float32"
 
 
 @supports(*ALL_DTYPES, moments=_moments_attr(_reduce_in_float32(_two_pass)))
@@ -765,6 +809,8 @@ MUTANTS = [
     "ignores_strides",
     "dropped_tail_block",
     "count_in_uint16",
+    "truncating_final_conversion",
+    "elementwise_in_half",
 ]
 
 CORRECT = [

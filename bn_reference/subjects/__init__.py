@@ -179,11 +179,21 @@ class Subject:
 
     @property
     def accumulation(self) -> str:
-        """``bn_accumulation``: the half-precision contract it is held to (``"float32"`` default)."""
+        """The half-precision contract it is held to (``tolerance`` items 6 and 7): its
+        ``bn_accumulation`` (``"float32"`` default, or ``"input"``), or ``"float32-once"``
+        when it declares ``bn_elementwise = "float32"`` (the elementwise stage in float32,
+        rounded once)."""
         acc = getattr(self.fn, "bn_accumulation", DEFAULT_ACCUMULATION)
-        if acc not in ACCUMULATIONS:
-            raise SubjectSpecError(f"subject {self.spec!r}: bn_accumulation={acc!r}; choose one of {ACCUMULATIONS}")
-        return acc
+        if acc not in ("float32", "input"):
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_accumulation={acc!r}; choose one of ('float32', 'input')")
+        elementwise = getattr(self.fn, "bn_elementwise", None)
+        if elementwise is None:
+            return acc
+        if elementwise != "float32":
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_elementwise={elementwise!r}; the only stricter contract is 'float32'")
+        if acc != "float32":
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_elementwise='float32' needs float32 reductions, not bn_accumulation={acc!r}")
+        return "float32-once"
 
     @property
     def moments(self) -> Callable | None:
@@ -255,7 +265,7 @@ def supports(
     for name, value, allowed in (
         ("momentum", momentum, MOMENTUM_CONVENTIONS),
         ("running_variance", running_variance, RUNNING_VARIANCES),
-        ("accumulation", accumulation, ACCUMULATIONS),
+        ("accumulation", accumulation, ("float32", "input")),
     ):
         if value is not None and value not in allowed:
             raise ValueError(f"supports({name}={value!r}): choose one of {allowed}")
