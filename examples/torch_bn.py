@@ -54,7 +54,7 @@ def torch_batch_norm(x, *, axes, scale, offset, epsilon, training):
     moved = np.transpose(x, list(axes) + kept)
     n = int(np.prod([x.shape[a] for a in axes]))
     c = int(np.prod([x.shape[a] for a in kept]))
-    t = torch.from_numpy(np.ascontiguousarray(moved).reshape(n, c))
+    t = torch.from_numpy(np.array(moved, order="C", copy=True).reshape(n, c))  # any layout: a fresh C-ordered copy
     eps = epsilon if epsilon > 0 else float(np.finfo(x.dtype).tiny)  # F.batch_norm refuses eps <= 0
     y = F.batch_norm(t, None, None, training=True, eps=eps).numpy()
     y = np.transpose(y.reshape(moved.shape), np.argsort(list(axes) + kept))
@@ -133,7 +133,10 @@ def custom_backward_bn(x, *, axes, scale, offset, epsilon, training):
     x, axes, epsilon, normalize = check_call(x, axes, scale, offset, epsilon, training)
     if not normalize:
         return x.copy()
+    # x may come in any memory layout (reversed, read-only, ...): torch.from_numpy refuses
+    # negative strides and warns on a read-only array, so hand it a C-contiguous copy.
+    xt = torch.from_numpy(np.ascontiguousarray(x).copy())
     with torch.no_grad():
-        g, b = (torch.tensor(np.asarray(v, dtype=np.float64)).to(torch.from_numpy(x).dtype) for v in (scale, offset))
-        y = custom_backward_on_tensors(torch.from_numpy(x.copy()), g, b, axes=axes, epsilon=epsilon)
+        g, b = (torch.tensor(np.array(v, dtype=np.float64, order="C")).to(xt.dtype) for v in (scale, offset))
+        y = custom_backward_on_tensors(xt, g, b, axes=axes, epsilon=epsilon)
     return y.numpy()

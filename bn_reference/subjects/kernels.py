@@ -56,12 +56,14 @@ def row_sums_to(row_sums, like, shape, axes, dtype):
 
 def to_torch(a: np.ndarray, device: str = "cpu"):
     """A NumPy array (ml_dtypes bfloat16 included) as a torch tensor of the same dtype on
-    ``device``. NumPy has no native bfloat16, so bfloat16 goes through float32 (exact)."""
+    ``device``. NumPy has no native bfloat16, so bfloat16 goes through float32 (exact). Any
+    memory layout: a fresh C-ordered copy, since ``torch.from_numpy`` refuses negative strides
+    and warns on read-only memory."""
     import torch
 
     if a.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device=device, dtype=torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return torch.from_numpy(np.array(a, dtype=np.float32, order="C", copy=True)).to(device=device, dtype=torch.bfloat16)
+    return torch.from_numpy(np.array(a, order="C", copy=True)).to(device)
 
 
 def from_torch(t, dtype) -> np.ndarray:

@@ -30,7 +30,9 @@ class TorchRunningBN:
     def _layout(self, x):
         (k,) = [a for a in range(x.ndim) if a not in self.axes]
         moved = np.moveaxis(x, k, 1)
-        return k, moved, np.ascontiguousarray(moved).reshape(moved.shape[0], moved.shape[1], -1)
+        # a fresh C-ordered, aligned, writeable copy whatever x's layout: torch.from_numpy refuses
+        # negative strides and warns on read-only memory
+        return k, moved, np.array(moved, order="C", copy=True).reshape(moved.shape[0], moved.shape[1], -1)
 
     def __call__(self, x, training):
         import torch
