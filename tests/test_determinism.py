@@ -108,9 +108,16 @@ def test_deviations_are_strict_only_under_the_profile_they_were_measured_with():
     assert deviation_for(measured.subject, measured.prop, measured.dtype or "float32", profile="ci") == (measured, True)
     for other in ("dev", "thorough", None):
         assert deviation_for(measured.subject, measured.prop, measured.dtype or "float32", profile=other) == (measured, False)
-    found = next(d for d in KNOWN_DEVIATIONS if d.measured_in == "conformance")
-    assert deviation_for(found.subject, found.prop, found.dtype, profile="conformance") == (found, True)
-    assert deviation_for(found.subject, found.prop, found.dtype, profile="ci") == (found, False)
+    # The framework findings are listed by cause, for every cell the cause reaches, so never
+    # strict per cell: whether a cause still reproduces is judged per cause by the conformance
+    # run (selftest/conformance.py, fixed_causes).
+    from bn_reference.subjects.framework_findings import FINDINGS
+
+    causes = {f.cause for f in FINDINGS}
+    framework = [d for d in KNOWN_DEVIATIONS if d.reason in causes and not d.subject.startswith("examples.")]
+    assert framework and all(d.measured_in is None for d in framework)
+    for profile in ("conformance", "ci", "dev"):
+        assert deviation_for(framework[0].subject, framework[0].prop, framework[0].dtype, profile=profile) == (framework[0], False)
     never = next(d for d in KNOWN_DEVIATIONS if d.measured_in is None)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="dev") == (never, False)
     assert deviation_for(never.subject, never.prop, never.dtype, profile="ci") == (never, False)

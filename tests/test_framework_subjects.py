@@ -28,7 +28,7 @@ from bn_reference.subjects._framework import FrameworkMissing, require
 
 pytestmark = pytest.mark.meta
 
-_NEEDS = {"torch_": "torch", "jax_": "jax", "flax_": "flax", "ort_": "onnxruntime", "keras_jax_": "jax", "keras_torch_": "torch"}
+_NEEDS = {"torch_": "torch", "jax_": "jax", "flax_": "flax", "ort_": "onnxruntime", "keras_jax_": "jax", "keras_torch_": "torch", "inductor_": "torch"}
 
 
 def _needs(name: str) -> str:
