@@ -16,7 +16,7 @@ from hypothesis import settings
 
 import statistics
 
-from bn_reference.harness import activation, budget, failure
+from bn_reference.harness import activation, failure
 from bn_reference.harness import report as report_mod
 from bn_reference.harness import dtypes as dtypes_mod
 from bn_reference.mathematics import checks
@@ -129,7 +129,7 @@ def pytest_configure(config):
     config.stash[_SUBJECTS] = subjects
     config.stash[_USER_CHOSEN] = user_chosen
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
-        config.pluginmanager.register(Matrix(report_mod.contracts(subjects), budgeted=bool(budget.budget_seconds(config, subjects))), "bn-props-matrix")
+        config.pluginmanager.register(Matrix(report_mod.contracts(subjects), budgeted=bool(_budget().budget_seconds(config, subjects))), "bn-props-matrix")
         config.pluginmanager.register(MaxfailStop(), "bn-props-maxfail")  # -x under xdist: exit 1
     chosen = config.getoption("hypothesis_profile", None)
     if chosen and not _is_profile(chosen):  # else Hypothesis' own plugin fails with an INTERNALERROR
@@ -145,6 +145,14 @@ def pytest_configure(config):
 def pytest_configure_node(node):
     """xdist: hand each worker the controller's dtype probe (``dtypes.settle``)."""
     dtypes_mod.to_worker(node)
+
+
+def _budget():
+    """``bn_reference.harness.budget``, imported where used: pytest_plugins registers it first,
+    so pytest can rewrite its asserts (an earlier import prints PytestAssertRewriteWarning)."""
+    from bn_reference.harness import budget
+
+    return budget
 
 
 def _is_profile(name: str) -> bool:
@@ -350,7 +358,7 @@ def pytest_runtest_call(item):
             outcome = yield
         item.stash[_TRACKER] = tracker
         return
-    with checks.tracking() as tracker, budget.applied(item, params["subject"]) as done:  # shape buckets, --bn-budget
+    with checks.tracking() as tracker, _budget().applied(item, params["subject"]) as done:  # shape buckets, --bn-budget
         outcome = yield
         done(tracker.examples)
     item.stash[_TRACKER] = tracker
@@ -515,7 +523,7 @@ class Matrix:
             table.add_row(*row)
         if self.budgeted:
             medians = {s: [c["median_call"] for (spec, _), c in self.cells.items() if spec == s and c.get("median_call")] for s in subjects}
-            table.caption = "\n".join(filter(None, [table.caption, "n=: the examples the cell ran (--bn-budget)", budget.median_call_line(medians)]))
+            table.caption = "\n".join(filter(None, [table.caption, "n=: the examples the cell ran (--bn-budget)", _budget().median_call_line(medians)]))
         buf = StringIO()
         Console(file=buf, width=max(len(law) for law in laws) + sum(max(len(s), 10) + 3 for s in subjects) + 4, color_system=None).print(table)
         return buf.getvalue()
