@@ -15,7 +15,9 @@ In CI every framework extra is installed (``tox -e tests``), so nothing here ski
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,8 +50,29 @@ GAMMA = np.array([[[2.0], [-0.5], [1.5]]])  # per feature of axes (0, 2): kept a
 BETA = np.array([[[0.25], [1.0], [-3.0]]])
 
 
+# torch.compile (the inductor subjects) imports triton's native module, which aborts a process
+# that already holds TensorFlow (an xdist worker of this suite): those subjects are checked the
+# same way in a fresh interpreter.
+_IN_A_FRESH_PROCESS = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.test_framework_subjects import _check_plain_input
+_check_plain_input({name!r})
+"""
+
+
 @pytest.mark.parametrize("name", list(FRAMEWORK_SUBJECTS))
 def test_framework_subject_agrees_on_a_plain_input(name):
+    if name.startswith("inductor_"):
+        _load(name.replace("inductor_", "torch_"))  # skips (or, in CI, fails) without torch
+        code = _IN_A_FRESH_PROCESS.format(root=str(Path(__file__).resolve().parents[1]), name=name)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+        return
+    _check_plain_input(name)
+
+
+def _check_plain_input(name):
     subject = _load(name)
     case = BNCase(x=X, axes=(0, 2), scale=GAMMA.astype(np.float32), offset=BETA.astype(np.float32), epsilon=1e-3)
     y = subject(X.copy(), **case.kwargs())
