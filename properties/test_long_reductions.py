@@ -1,4 +1,5 @@
 """Reductions longer than 16 bits can count: the agreement law at N > 65,536."""
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,5 +19,8 @@ def test_agrees_beyond_16_bit_counts(subject, dtype, data):
     (a uint16 lane index) or rounds (a float16 count holds integers only up to 65,504).
     Same law and bound as ``test_agrees_with_float64_reference``, on ``VERY_LONG_EXAMPLES``
     examples per cell."""
-    case = bst.draw_case(data, subject, dtype, strategy=bst.very_long_cases(dtype, subject.axes_sets, subject.accumulation))
+    strategy = bst.very_long_cases(dtype, subject.axes_sets, subject.accumulation)
+    if strategy is None:
+        pytest.skip(f"{subject.spec} reduces over no axis set of a rank-2 x (bn_axes)")
+    case = bst.draw_case(data, subject, dtype, strategy=strategy)
     check_agreement(run(subject, case), case)

@@ -358,11 +358,15 @@ class _Containing:
 
 def very_long_cases(dtype, axes_sets=None, accumulation="float32"):
     """``bn_cases`` whose slices hold N in ``BEYOND_16_BITS`` (> 65,536) elements: x of shape
-    ``(N, c)``, c in 1..2, reduced over axis 0 (and axis 1 too, where the subject allows)."""
-    shape = st.tuples(st.sampled_from(BEYOND_16_BITS), st.integers(1, 2))
-    return bn_cases(
-        dtypes=(dtype,), shape_strategy=shape, axes_sets=_Containing(0, axes_sets), accumulation=accumulation
-    )
+    ``(N, c)`` (or ``(c, N)`` for a subject that reduces over no rank-2 axis set holding axis
+    0), c in 1..2, always reduced over the long axis; None when the subject (its
+    ``axes_sets``) reduces over neither axis of a rank-2 x."""
+    n, c = st.sampled_from(BEYOND_16_BITS), st.integers(1, 2)
+    for axis, shape in ((0, st.tuples(n, c)), (1, st.tuples(c, n))):
+        containing = _Containing(axis, axes_sets)
+        if containing(2):
+            return bn_cases(dtypes=(dtype,), shape_strategy=shape, axes_sets=containing, accumulation=accumulation)
+    return None
 
 
 @_cached
