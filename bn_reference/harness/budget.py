@@ -96,7 +96,7 @@ def pytest_collection_finish(session):
     if not activation.is_active(config):
         return
     seconds = budget_seconds(config, _subjects(config))
-    cells = [i for i in session.items if "subject" in getattr(getattr(i, "callspec", None), "params", {})]
+    cells = [i for i in session.items if getattr(getattr(i, "callspec", None), "params", {}).get("subject") is not None]
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     config.stash[_STATE] = {
         "per_cell": seconds * workers / len(cells) if seconds and cells else 0.0,

@@ -124,7 +124,7 @@ def pytest_handlecrashitem(crashitem, report, sched):
 def pytest_runtest_setup(item):
     directory = item.config.stash.get(_DIR, None)
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if directory is None or "subject" not in params:
+    if directory is None or params.get("subject") is None:
         return
     spec = params["subject"].spec
     where = crashed_in(directory, spec)

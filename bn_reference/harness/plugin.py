@@ -16,7 +16,7 @@ from hypothesis import settings
 
 import statistics
 
-from bn_reference.harness import activation, failure
+from bn_reference.harness import activation, applicability, failure
 from bn_reference.harness import report as report_mod
 from bn_reference.harness import dtypes as dtypes_mod
 from bn_reference.mathematics import checks
@@ -45,6 +45,7 @@ _SUITE_INI = (
     ("markers", (
         "gradients: properties of the gradient of BN (vjp); deselect with -m 'not gradients'",
         "layers: laws of the real Keras layers and TF's fused kernel beyond the contract; deselect with -m 'not layers'",
+        applicability.MARKER_LINE,
     )),
     ("filterwarnings", (
         "ignore::DeprecationWarning:tensorflow.*",
@@ -187,7 +188,13 @@ def pytest_report_header(config):
 def pytest_generate_tests(metafunc):
     if "subject" not in metafunc.fixturenames or not activation.is_active(metafunc.config):
         return
-    subjects = subjects_of(metafunc.config)
+    tags = applicability.tags_of(metafunc.definition)
+    subjects = [s for s in subjects_of(metafunc.config) if applicability.applies(s, tags)]
+    if not subjects:  # a law of another family than every subject's: one skipped cell saying so
+        names = ["subject", "dtype"] if "dtype" in metafunc.fixturenames else ["subject"]
+        why = f"a law of {applicability.describe(tags)}; no subject checked is one"
+        metafunc.parametrize(",".join(names), [pytest.param(*[None] * len(names), marks=pytest.mark.skip(reason=why), id="no-subject-of-its-family")])
+        return
     if "dtype" in metafunc.fixturenames:
         pairs = [(s, d) for s in subjects for d in s.dtypes]
         metafunc.parametrize("subject,dtype", pairs, ids=[f"{s.spec}-{d}" for s, d in pairs])
@@ -223,7 +230,7 @@ def pytest_collection_modifyitems(config, items):
     profile = None if seeded else draws_of(config.getoption("hypothesis_profile", None) or default_profile())
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "subject" in params:
+        if params.get("subject") is not None:
             known = deviation_for(params["subject"].spec, item.originalname, params.get("dtype"), profile=profile)
             if known is not None:
                 deviation, strict = known
@@ -353,7 +360,7 @@ def pytest_runtest_call(item):
         yield
         return
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if "subject" not in params:
+    if params.get("subject") is None:
         with checks.tracking() as tracker:
             outcome = yield
         item.stash[_TRACKER] = tracker
@@ -390,7 +397,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     tracker = item.stash.get(_TRACKER, None)
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if call.when != "call" or not report.failed or tracker is None or "subject" not in params or call.excinfo is None:
+    if call.when != "call" or not report.failed or tracker is None or params.get("subject") is None or call.excinfo is None:
         return
     if item.get_closest_marker("xfail") is not None and not item.config.option.runxfail:
         return  # a known deviation: expected to fail

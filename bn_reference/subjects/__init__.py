@@ -53,6 +53,16 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
   ``bn_reference.subjects.kernels``; examples: examples/triton_bn.py, pallas_bn.py,
   inductor_bn.py (docs/gpu-kernels.md).
 
+* The normalization family (``bn_reference.harness.applicability`` gives each property
+  to the subjects of its family; docs/subjects.md states the three contracts):
+
+  * ``bn_norm``: ``"standard"`` (default: ``(x - mu) / sqrt(sigma^2 + eps)``) or ``"rms"``
+    (RMSNorm: ``x / sqrt(mean_A(x^2) + eps)``, no centring); ``bn_scale``: ``"plain"``
+    (default: ``gamma = scale``) or ``"one_plus"`` (Gemma's ``gamma = 1 + scale``);
+  * ``bn_mask = True``: the subject takes an extra keyword ``mask`` (masked moments);
+  * ``bn_replicas = R``: the subject takes the batch as R shards and returns R outputs
+    (moments synchronized across replicas).
+
 A subject is named by a spec: a built-in name (``reference``, ``seed_layer``, ``tf_nn``)
 or ``module:attr`` (``attr`` may be dotted) for anything importable.
 """
@@ -196,6 +206,52 @@ class Subject:
         return "float32-once"
 
     @property
+    def norm(self) -> str:
+        """Its normalization (``bn_norm``): ``"standard"`` (default) or ``"rms"``."""
+        norm = getattr(self.fn, "bn_norm", "standard")
+        if norm not in NORMS:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_norm={norm!r}; choose one of {NORMS}")
+        return norm
+
+    @property
+    def scale_convention(self) -> str:
+        """How ``scale`` enters (``bn_scale``): ``"plain"`` (gamma = scale, default) or
+        ``"one_plus"`` (gamma = 1 + scale, Gemma's RMSNorm)."""
+        convention = getattr(self.fn, "bn_scale", "plain")
+        if convention not in SCALE_CONVENTIONS:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_scale={convention!r}; choose one of {SCALE_CONVENTIONS}")
+        return convention
+
+    @property
+    def masked(self) -> bool:
+        """Whether it takes a ``mask`` keyword (``bn_mask = True``)."""
+        value = getattr(self.fn, "bn_mask", False)
+        if value not in (True, False):
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_mask={value!r}; declare bn_mask = True or leave it out")
+        return bool(value)
+
+    @property
+    def replicas(self) -> int | None:
+        """R for a subject called with the batch in R shards (``bn_replicas = R``), else None."""
+        value = getattr(self.fn, "bn_replicas", None)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_replicas={value!r}; declare a positive int (the number of replicas)")
+        return int(value)
+
+    @property
+    def families(self) -> frozenset[str]:
+        """Its family tags, matched against each property's ``bn_family`` marker: its norm,
+        plus ``"masked"`` and ``"replicas"`` when it declares them."""
+        tags = {self.norm}
+        if self.masked:
+            tags.add("masked")
+        if self.replicas is not None:
+            tags.add("replicas")
+        return frozenset(tags)
+
+    @property
     def moments(self) -> Callable | None:
         return _optional_callable(self.fn, "moments")
 
@@ -246,6 +302,8 @@ class Subject:
         return self.spec
 
 
+NORMS = ("standard", "rms")
+SCALE_CONVENTIONS = ("plain", "one_plus")
 MOMENTUM_CONVENTIONS = ("keras", "torch")
 RUNNING_VARIANCES = ("biased", "unbiased")
 
