@@ -1,4 +1,5 @@
 """Subject vs the float64 reference, within the error model (``bn_reference.mathematics.tolerance``)."""
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -6,6 +7,7 @@ from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import check_agreement, run
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_agrees_with_float64_reference(subject, dtype, data):
     """|y - y64| <= B elementwise, where y64 = (x - mu)/sqrt(sigma^2 + eps) * gamma + beta in

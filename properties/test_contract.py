@@ -8,6 +8,7 @@ from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import call, check_refusal
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_output_shape_and_dtype(subject, dtype, data):
     """f(x) is a numpy.ndarray with x's shape and dtype."""
@@ -18,6 +19,7 @@ def test_output_shape_and_dtype(subject, dtype, data):
     assert y.dtype == case.x.dtype, f"output dtype {y.dtype} != input dtype {case.x.dtype}"
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_input_not_modified(subject, dtype, data):
     """f must not write into x, whatever ``training`` is: after the call x is bit-identical
@@ -29,6 +31,7 @@ def test_input_not_modified(subject, dtype, data):
     np.testing.assert_array_equal(x, case.x, err_msg="the subject modified its input x in place")
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_declared_refusal_is_a_clear_error(subject, dtype, data):
     """An input the subject declares it refuses by design (``bn_refuses``, e.g. PyTorch's

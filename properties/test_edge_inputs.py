@@ -1,6 +1,7 @@
 """Edge inputs users actually feed a BN: NaN and infinities, slices of one element,
 zero-size dimensions, huge magnitudes. The expected behaviour of each is defined by the
 float64 reference (``bn_reference.mathematics.reference``, module docstring) and checked here."""
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -8,6 +9,7 @@ from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import call, check_agreement, check_empty_output, check_nonfinite_isolated, run
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_nonfinite_value_stays_in_its_slice(subject, dtype, data):
     """One x_j in {NaN, +inf, -inf}: every output of x_j's slice is non-finite (mu_s and
@@ -27,6 +29,7 @@ def test_single_element_slices_give_the_offset(subject, dtype, data):
     check_agreement(run(subject, case), case, law="N = 1: y = beta")
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_zero_size_dimensions_give_an_empty_output(subject, dtype, data):
     """x with a dimension of size 0 (reduced: N = 0; or kept: no slices): an empty array of
@@ -36,6 +39,7 @@ def test_zero_size_dimensions_give_an_empty_output(subject, dtype, data):
     check_empty_output(call(subject, case, training=training, edge_input=True), case)
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_huge_values_up_to_the_overflow_limit(subject, dtype, data):
     """Data scaled by 2^k to the edge of the documented overflow limit (``tolerance`` items 5

@@ -29,6 +29,7 @@ def _needs_vjp(subject):
         pytest.skip(f"{subject.spec} has no vjp(x, dy, *, axes, scale, offset, epsilon) (the gradient contract)")
 
 
+@pytest.mark.bn_family("standard", "rms")
 @narrow_domain
 @given(data=st.data())
 def test_dx_agrees_with_analytic(subject, dtype, data):
@@ -52,6 +53,7 @@ def test_dx_orthogonal_to_x_hat(subject, dtype, data):
     gr.check_dx_orthogonal_to_x_hat(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@pytest.mark.bn_family("standard", "rms")
 @narrow_domain
 @given(data=st.data())
 def test_dgamma(subject, dtype, data):
@@ -59,6 +61,7 @@ def test_dgamma(subject, dtype, data):
     gr.check_dgamma(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@pytest.mark.bn_family("standard", "rms")
 @narrow_domain
 @given(data=st.data())
 def test_dbeta(subject, dtype, data):
@@ -66,6 +69,7 @@ def test_dbeta(subject, dtype, data):
     gr.check_dbeta(subject, *gr.grad_cases(data, subject, dtype))
 
 
+@pytest.mark.bn_family("standard", "rms")
 @narrow_domain
 @given(data=st.data())
 def test_dx_scales_inversely(subject, dtype, data):

@@ -12,6 +12,7 @@ VERY_LONG_EXAMPLES = 5
 
 
 @settings(max_examples=VERY_LONG_EXAMPLES)
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_agrees_beyond_16_bit_counts(subject, dtype, data):
     """The agreement law on slices of more than 65,536 elements (N in 65,537, 98,305,

@@ -5,11 +5,12 @@ output; the tolerance is the error model at both inputs (plus, where the transfo
 input cannot be formed exactly in the dtype, the exact float64 effect of that rounding).
 """
 import numpy as np
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import strategies as bst
-from bn_reference.mathematics.reference import moments
+from bn_reference.mathematics.reference import centre_and_spread
 from bn_reference.mathematics.laws import check_close_to, expected_output, normalization_lipschitz, output_bound, run
 
 # The far powers come early: Hypothesis favours the first options of sampled_from, and
@@ -17,6 +18,7 @@ from bn_reference.mathematics.laws import check_close_to, expected_output, norma
 POWERS_OF_TWO = (2.0, 1024.0, -1.0, -1 / 1024, 0.5, -2.0, 4.0, 0.125)
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_permutation_equivariance(subject, dtype, data):
     """Permuting the positions along a reduced axis a permutes the output the same way:
@@ -37,6 +39,7 @@ def test_permutation_equivariance(subject, dtype, data):
     )
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_layout_invariance(subject, dtype, data):
     """The same values in another memory layout give the same output: BN(L' x) = BN(L x)
@@ -81,6 +84,7 @@ def test_translation_invariance(subject, dtype, data):
     )
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_scale_identity(subject, dtype, data):
     """BN_{a^2 e}(a x) - beta = sign(a) (BN_e(x) - beta): the normalized value of a x with
@@ -133,11 +137,13 @@ def test_constant_slices_give_offset(subject, dtype, data):
     )
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_idempotence(subject, dtype, data):
     """With gamma = 1, beta = 0, eps = 0: z = BN(x) has mean 0 and variance exactly 1 per
-    slice, so BN(z) = z. The first pass leaves z within E = max B of the truth; BN moves by
-    at most (2E + |z - m| E)/(1 - E) under such a perturbation (laws.normalization_lipschitz),
+    slice, so BN(z) = z (RMSNorm: z has mean square exactly 1, so RMS(z) = z). The first
+    pass leaves z within E = max B of the truth; BN moves by at most (2E + |z - m| E)/(1 - E)
+    under such a perturbation, RMSNorm by (E + |z| E)/(1 - E) (laws.normalization_lipschitz),
     plus B at z for the second pass."""
     case = bst.draw_case(
         data,
@@ -147,8 +153,8 @@ def test_idempotence(subject, dtype, data):
         regime_strategy=bst.spread_regimes(),
         epsilon_strategy=st.just(0.0),
     )
-    plain = bst.replace(case, scale=1.0, offset=0.0, epsilon=0.0)
-    assume(np.all(moments(case.x, case.axes, dtype=np.float64)[1] > 0))  # eps = 0 needs sigma > 0
+    plain = bst.replace(case, scale=case.unit_scale, offset=0.0, epsilon=0.0)
+    assume(np.all(centre_and_spread(case.x, case.axes, case.norm)[1] > 0))  # eps = 0 needs sigma > 0 (ms > 0)
     z = run(subject, plain, label="z = BN(x)")
     again = bst.replace(plain, x=z.astype(case.x.dtype))
     bst.assume_safe(again)
@@ -156,13 +162,14 @@ def test_idempotence(subject, dtype, data):
     check_close_to(
         run(subject, again, label="BN(z)"),
         z,
-        output_bound(again) + normalization_lipschitz(z, case.axes, e_max),
+        output_bound(again) + normalization_lipschitz(z, case.axes, e_max, case.norm),
         law="idempotence: BN(BN(x)) = BN(x) with gamma=1, beta=0, eps=0",
         got="BN(z)",
         want="z = BN(x)",
     )
 
 
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_affine_acts_per_feature(subject, dtype, data):
     """Per-feature gamma, beta act on the kept axes only: BN(x; gamma, beta) =
@@ -172,8 +179,8 @@ def test_affine_acts_per_feature(subject, dtype, data):
     gamma = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="scale", per_feature=True), label="gamma")
     beta = data.draw(bst.affine(case.x.shape, case.axes, dtype, role="offset", per_feature=True), label="beta")
     affine = bst.replace(case, scale=gamma, offset=beta)
-    plain = bst.replace(case, scale=1.0, offset=0.0)
-    g = np.asarray(gamma, dtype=np.float64)
+    plain = bst.replace(case, scale=case.unit_scale, offset=0.0)  # gamma = 1 (scale 0 under one_plus)
+    g = np.asarray(affine.gamma, dtype=np.float64)
     check_close_to(
         run(subject, affine, label="BN(x; gamma, beta)"),
         g * run(subject, plain, label="BN(x; 1, 0)") + np.asarray(beta, dtype=np.float64),

@@ -9,6 +9,7 @@ from bn_reference.mathematics.laws import call
 
 
 @pytest.mark.parametrize("training", [None, False], ids=["training=None", "training=False"])
+@pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_inference_returns_input(subject, dtype, training, data):
     """training in {None, False}: f(x) = x exactly (same values, shape and dtype)."""

@@ -111,6 +111,15 @@ Nothing here is tuned; every term is a count of roundings times what is rounded.
      dgamma(x; eps)``. With ``a = +-2^k`` scaling is exact, and each side is within its own
      bound of its truth.
 
+9. RMSNorm (``bn_norm = "rms"``; ``reference.batch_norm_vjp`` derives
+   ``dx = gamma inv (dy - x_hat m2)``, ``x_hat = x inv``, ``inv = 1/sqrt(ms + eps)``). Items
+   1-6 hold with the centre 0 in place of ``mu`` (exact: ``E_mu = 0``, ``E_d = tiny``, the
+   products rounded relative to ``|dy| |x|``) and ``ms`` in place of ``var``
+   (``tolerance`` item 8); the ``m1`` terms of ``B_dx`` bound a term RMSNorm does not have
+   and only widen it by ``rho_1 |m1| + E_m1``, a few ``u`` of ``mean_A|dy|``. The
+   orthogonality laws of item 8 are laws of the centring norm and are not checked for RMSNorm;
+   the scaling law holds as stated (``RMS_{eps a^2}(a x) = sign(a) RMS_eps(x)``).
+
 Domain: the autodiff form's intermediates reach ``|gamma| inv^3 N P (|x| + |mu|)``
 (``d var`` times ``x - mu``) and ``inv^3`` itself (``rsqrt``'s gradient ``-inv^3 / 2``,
 formed in x's dtype: in float16 it overflows once ``var + eps < 6e-4``, e.g. TF's
@@ -129,7 +138,7 @@ from hypothesis import strategies as st
 from bn_reference.mathematics import checks
 from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import _subject_call  # the watchdog-guarded, timed call
-from bn_reference.mathematics.reference import batch_norm_vjp, normalized, reduce_to
+from bn_reference.mathematics.reference import batch_norm_vjp, centre_and_spread, normalized, reduce_to
 from bn_reference.mathematics.tolerance import inv_relative_error  # tolerance item 3
 from bn_reference.mathematics.tolerance import bound, finfo, gamma, in_safe_domain, times, unit_roundoff
 from bn_reference.mathematics.tolerance import _moment_error, _SliceStats  # shared by the bound's two evaluations
@@ -188,9 +197,9 @@ class _GradTerms:
     statistics of x and of dy, ``inv``, ``x_hat``, ``m1``, ``m2`` and the magnitudes the
     bounds multiply), the same for x's dtype and for float64, so computed once per call."""
 
-    def __init__(self, x64, d, axes, g, eps: float):
+    def __init__(self, x64, d, axes, g, eps: float, norm: str = "standard"):
         self.x64, self.axes, self.eps = x64, axes, eps
-        self.st, self.d_st = _SliceStats(x64, axes), _SliceStats(d, axes)
+        self.st, self.d_st = _SliceStats(x64, axes, norm), _SliceStats(d, axes)
         self.denom = self.st.var + eps
         with np.errstate(divide="ignore"):
             self.inv = inv = 1 / np.sqrt(self.denom)
@@ -259,17 +268,18 @@ def _model(t: _GradTerms, gshape, bshape, dtype, acc) -> GradBound:
     return GradBound(nan_inf(np.broadcast_to(b_dx, t.x64.shape)), nan_inf(b_dgamma), nan_inf(b_dbeta))
 
 
-def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32") -> GradBound:
+def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32", norm="standard") -> GradBound:
     """Bounds on ``|dx - dx64|``, ``|dgamma - dgamma64|``, ``|dbeta - dbeta64|`` for a correct
     subject in ``dtype`` (default x's) under the ``accumulation`` contract (item 6): the
-    model at ``dtype`` plus the model at float64."""
+    model at ``dtype`` plus the model at float64. ``norm="rms"`` (item 9): the same model
+    with the centre 0 (exact, ``E_mu = 0``) and the mean of squares for the variance."""
     dtype = np.dtype(dtype if dtype is not None else np.asarray(x).dtype)
     acc = accumulation_dtype(dtype, accumulation)
     x64 = np.asarray(x).astype(np.float64)
     d = np.asarray(dy).astype(np.float64)
     g = np.asarray(scale, dtype=np.float64)
     shapes = (np.shape(scale), np.shape(scale if offset is None else offset))
-    terms = _GradTerms(x64, d, tuple(axes), g, float(epsilon))
+    terms = _GradTerms(x64, d, tuple(axes), g, float(epsilon), norm)
     b = _model(terms, *shapes, dtype, acc)
     if dtype != np.float64:
         f64 = np.dtype(np.float64)
@@ -277,7 +287,7 @@ def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None,
     return b
 
 
-def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool:
+def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, norm="standard") -> bool:
     """True when the autodiff form's intermediates stay below max / 4 (module docstring), and
     so do the sums ``R_gamma(|dy x_hat|)`` and ``R_beta(|dy|)`` that are the results."""
     limit = float(finfo(np.asarray(x).dtype).max) / 4
@@ -285,9 +295,9 @@ def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None) -> bool
     x64 = np.asarray(x).astype(np.float64)
     d = np.abs(np.asarray(dy).astype(np.float64))
     n = int(np.prod([x64.shape[a] for a in axes]))
-    mu = x64.mean(axis=axes, keepdims=True)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + float(epsilon))
+        mu, spread = centre_and_spread(x64, axes, norm)
+        inv = 1 / np.sqrt(spread + float(epsilon))
         big = np.abs(x64) + np.abs(mu)
         d_big = d * big
         p = d_big.mean(axis=axes, keepdims=True)
@@ -314,7 +324,7 @@ def _draw_dy(data, case):
     gradient's domain."""
     regime = data.draw(DY_REGIMES, label="dy regime")
     dy, _, _ = data.draw(bst.values(case.x.shape, case.axes, case.x.dtype.name, regime), label="dy")
-    assume(in_grad_domain(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset))
+    assume(in_grad_domain(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, norm=case.norm))
     return dy
 
 
@@ -352,7 +362,7 @@ def scaled_grad_cases(data, subject, dtype="float32"):
     assume(eps >= float(finfo(dtype).tiny))
     scaled = bst.replace(case, x=x, epsilon=eps)
     bst.assume_safe(scaled)
-    assume(in_grad_domain(x, dy, case.axes, case.scale, eps, offset=case.offset))
+    assume(in_grad_domain(x, dy, case.axes, case.gamma, eps, offset=case.offset, norm=case.norm))
     return case, scaled, a, dy
 
 
@@ -396,8 +406,10 @@ def _accumulation(subject) -> str:
 
 
 def _truth(subject, case, dy):
-    want = analytic_grads(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset)
-    tol = grad_bound(case.x, dy, case.axes, case.scale, case.epsilon, offset=case.offset, accumulation=_accumulation(subject))
+    """The float64 gradients of the case (its norm, gamma as the subject applies its scale)
+    and their bounds."""
+    want = analytic_grads(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, norm=case.norm)
+    tol = grad_bound(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, accumulation=_accumulation(subject), norm=case.norm)
     return want, tol
 
 
@@ -406,6 +418,7 @@ def _truth(subject, case, dy):
 # --------------------------------------------------------------------------------------
 
 DX_LAW = "dx = gamma inv (dy - mean_A dy - x_hat mean_A(dy x_hat))"
+RMS_DX_LAW = "dx = gamma inv (dy - x_hat mean_A(dy x_hat)), x_hat = x inv, inv = 1/sqrt(ms + eps)"
 DGAMMA_LAW = "dgamma = sum over A and gamma's broadcast axes of dy x_hat"
 DBETA_LAW = "dbeta = sum over A and beta's broadcast axes of dy"
 
@@ -413,7 +426,7 @@ DBETA_LAW = "dbeta = sum over A and beta's broadcast axes of dy"
 def check_dx_agreement(subject, case, dy) -> None:
     """|dx - dx64| <= B_dx elementwise."""
     (dx, _, _), ((want, _, _), tol) = vjp_call(subject, case, dy), _truth(subject, case, dy)
-    checks.assert_within(dx, want, tol.dx, law=DX_LAW, x=case.x)
+    checks.assert_within(dx, want, tol.dx, law=RMS_DX_LAW if case.norm == "rms" else DX_LAW, x=case.x)
 
 
 def check_dgamma(subject, case, dy) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 
 from bn_reference.mathematics import checks
 from bn_reference.mathematics import watchdog
-from bn_reference.mathematics.reference import batch_norm, moments, normalized
+from bn_reference.mathematics.reference import centre_and_spread, moments, normalize
 from bn_reference.mathematics.strategies import BNCase, at_block_boundary
-from bn_reference.mathematics.tolerance import bound, moment_error, times
+from bn_reference.mathematics.tolerance import bound, moment_error, times, unit_roundoff
 
 __all__ = [
     "call",
@@ -95,12 +95,22 @@ def run(subject, case: BNCase, **overrides) -> np.ndarray:
 
 
 def output_bound(case: BNCase, dtype=None) -> np.ndarray:
-    """``tolerance.bound`` for the case, under the contract it carries (``case.accumulation``)."""
-    return bound(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype or case.x.dtype, case.accumulation)
+    """``tolerance.bound`` for the case, under the contract it carries (``case.accumulation``),
+    for its norm (``case.norm``) and gamma (``case.gamma``). Under ``bn_scale = "one_plus"``
+    the subject forms ``1 + scale`` itself: one more rounding, ``u |gamma x_hat|`` (item 8)."""
+    dtype = np.dtype(dtype or case.x.dtype)
+    b = bound(case.x, case.axes, case.gamma, case.offset, case.epsilon, dtype, case.accumulation, case.norm)
+    if case.scale_convention == "one_plus":
+        x_hat = normalize(case.x, case.axes, 1.0, 0.0, case.epsilon, norm=case.norm, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            b = b + unit_roundoff(dtype) * np.abs(np.asarray(case.gamma, dtype=np.float64) * x_hat)
+    return b
 
 
 def expected_output(case: BNCase) -> np.ndarray:
-    return batch_norm(case.x, case.axes, case.scale, case.offset, case.epsilon, dtype=np.float64)
+    """The float64 truth of the case: BN, or RMSNorm (``case.norm``), with gamma as the
+    subject applies its scale (``case.gamma``)."""
+    return normalize(case.x, case.axes, case.gamma, case.offset, case.epsilon, norm=case.norm, dtype=np.float64)
 
 
 def check_agreement(y: np.ndarray, case: BNCase, *, law="agreement with the float64 reference") -> None:
@@ -126,49 +136,76 @@ def check_zero_mean(y: np.ndarray, case: BNCase) -> None:
 
 
 UNIT_VARIANCE_LAW = "unit variance: var_A(y) = gamma^2 sigma^2 / (sigma^2 + eps)"
+UNIT_MEAN_SQUARE_LAW = "unit mean square: mean_A((y - beta)^2) = gamma^2 ms / (ms + eps)"
 
 
-def check_unit_variance(y: np.ndarray, case: BNCase, *, law: str = UNIT_VARIANCE_LAW) -> None:
-    """mean_A((y - beta)^2) = gamma^2 sigma^2 / (sigma^2 + eps). With y = t + e, |e| <= B
-    and t - beta = gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2).
-    ``law`` names the law this comparison checks (the epsilon-sensitivity property uses it too)."""
+def check_unit_variance(y: np.ndarray, case: BNCase, *, law: str | None = None) -> None:
+    """mean_A((y - beta)^2) = gamma^2 s / (s + eps), ``s`` the slice's sigma^2 (standard) or
+    mean of squares ms (RMSNorm, ``case.norm``). With y = t + e, |e| <= B and t - beta =
+    gamma x_hat: |mean((y-beta)^2) - mean((t-beta)^2)| <= mean(2|gamma x_hat| B + B^2).
+    ``law`` names the law this comparison checks (default: unit variance, or unit mean
+    square for RMSNorm; the epsilon-sensitivity properties pass theirs)."""
     __tracebackhide__ = True
-    gamma = np.asarray(case.scale, dtype=np.float64)
+    rms = case.norm == "rms"
+    law = law or (UNIT_MEAN_SQUARE_LAW if rms else UNIT_VARIANCE_LAW)
+    gamma = np.asarray(case.gamma, dtype=np.float64)
     beta = np.asarray(case.offset, dtype=np.float64)
-    _, var = moments(case.x, case.axes, dtype=np.float64)
-    expected = np.broadcast_to(gamma**2 * var / (var + case.epsilon), var.shape if gamma.ndim == 0 else np.broadcast_shapes(gamma.shape, var.shape))
+    _, spread = centre_and_spread(case.x, case.axes, case.norm)
+    expected = np.broadcast_to(gamma**2 * spread / (spread + case.epsilon), spread.shape if gamma.ndim == 0 else np.broadcast_shapes(gamma.shape, spread.shape))
     b = output_bound(case)
-    t = normalized(case.x, case.axes, case.epsilon) * gamma
+    t = normalize(case.x, case.axes, gamma, 0.0, case.epsilon, norm=case.norm, dtype=np.float64)
     actual = _slice_mean(np.square(y - beta), case.axes)
     tol = _slice_mean(2 * times(np.abs(t), b) + np.square(b), case.axes)
+    s = "ms" if rms else "sigma^2"
     checks.assert_within(
         actual,
         np.broadcast_to(expected, actual.shape),
         tol,
         law=law,
         got="mean_A((y - beta)^2)",
-        want="gamma^2 sigma^2 / (sigma^2 + eps)",
+        want=f"gamma^2 {s} / ({s} + eps)",
     )
 
 
 def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
     """A non-finite x_j makes its own slice's mu and sigma^2 NaN, hence every output of that
     slice; a slice's moments read only its own elements, so every other slice equals the
-    reference on the clean input, within its bound (``strategies.PoisonedCase``)."""
+    reference on the clean input, within its bound (``strategies.PoisonedCase``).
+
+    RMSNorm (``case.norm == "rms"``): a NaN makes ms NaN, so the whole slice is NaN as
+    above. An infinite x_j makes ms = inf: y_j = inf / inf is NaN, and every other x_i of
+    the slice gives x_i / inf = 0, i.e. y_i = beta. A kernel that pre-scales the slice by
+    max|x| (to keep the squares in range) gets NaN there instead: both are the float
+    evaluation of a correct formula, so y_j must be non-finite and the slice's other
+    outputs either non-finite or, where finite, beta within the reference's bound."""
     __tracebackhide__ = True
-    affected = poisoned.affected
+    slice_ = poisoned.affected
+    partial = poisoned.case.norm == "rms" and np.isinf(poisoned.value)
+    affected = np.zeros_like(slice_) if partial else slice_
+    if partial:
+        affected[poisoned.index] = True
     leaked = affected & np.isfinite(y)
     if leaked.any():
         i = tuple(int(k) for k in np.argwhere(leaked)[0])
+        what = "y_j = inf / inf must be NaN" if partial else "mu and sigma^2 are NaN there"
         raise AssertionError(
-            f"x{list(poisoned.index)} = {poisoned.value}: its slice must come out non-finite (mu and "
-            f"sigma^2 are NaN there), but {int(leaked.sum())} of {int(affected.sum())} outputs of the slice "
-            f"are finite, e.g. y{list(i)} = {checks.plain(y[i])} (NaN/inf ignored or replaced inside the reduction?)"
+            f"x{list(poisoned.index)} = {poisoned.value}: its slice must come out non-finite ({what}), but "
+            f"{int(leaked.sum())} of {int(affected.sum())} outputs are finite, e.g. y{list(i)} = {checks.plain(y[i])} "
+            "(NaN/inf ignored or replaced inside the reduction?)"
         )
     clean = poisoned.clean
+    if partial:  # the rest of the slice: x_i / inf = 0, so beta, where the subject gives a finite value
+        rest = slice_ & ~affected & np.isfinite(y)
+        with np.errstate(invalid="ignore"):
+            limit = np.broadcast_to(np.asarray(clean.offset, dtype=np.float64), y.shape)
+        checks.assert_within(
+            np.where(rest, y, 0.0), np.where(rest, limit, 0.0), output_bound(clean),
+            law=f"with x{list(poisoned.index)} = {poisoned.value}, ms = inf: the slice's other outputs are beta (x_i / inf = 0) where finite",
+            got="RMS(x) in the poisoned slice", want="beta",
+        )
     checks.assert_within(
-        np.where(affected, 0.0, y),
-        np.where(affected, 0.0, expected_output(clean)),
+        np.where(slice_, 0.0, y),
+        np.where(slice_, 0.0, expected_output(clean)),
         output_bound(clean),
         law=f"no cross-slice contamination: with x{list(poisoned.index)} = {poisoned.value}, every other slice "
         "equals the reference on the clean input",
@@ -236,13 +273,17 @@ def check_close_to(y: np.ndarray, expected: np.ndarray, tol: np.ndarray, *, law:
     checks.assert_within(y, expected, tol, law=law, x=x, got=got, want=want)
 
 
-def normalization_lipschitz(z: np.ndarray, axes, e_max: np.ndarray) -> np.ndarray:
+def normalization_lipschitz(z: np.ndarray, axes, e_max: np.ndarray, norm: str = "standard") -> np.ndarray:
     """How far BN_{eps=0} can move when its input z (exactly unit variance per slice) is
     perturbed by at most ``e_max`` per slice: with m, s the slice mean and std (s = 1),
-    |BN(z + e) - BN(z)| <= (2 E + |z - m| E) / (1 - E), since |dm| <= E and |ds| <= std(e) <= E."""
-    m = z.mean(axis=axes, keepdims=True)
+    |BN(z + e) - BN(z)| <= (2 E + |z - m| E) / (1 - E), since |dm| <= E and |ds| <= std(e) <= E.
+    RMSNorm (z of unit mean square, nothing centred: m = 0 and no mean to move):
+    |RMS(z + e) - RMS(z)| <= (E + |z| E) / (1 - E), since |d rms| <= rms(e) <= E."""
+    rms = norm == "rms"
+    m = 0.0 if rms else z.mean(axis=axes, keepdims=True)
+    shift = 1 if rms else 2
     with np.errstate(divide="ignore"):
-        return np.where(e_max < 1, (2 * e_max + times(np.abs(z - m), e_max)) / np.maximum(1 - e_max, 0), np.inf)
+        return np.where(e_max < 1, (shift * e_max + times(np.abs(z - m), e_max)) / np.maximum(1 - e_max, 0), np.inf)
 
 
 def chan_merge(parts):

@@ -9,6 +9,17 @@ For reduced axes A (``N = prod(x.shape[a] for a in A)`` elements per slice)::
 Everything is computed in float64 with the two-pass formula; results are cast to
 ``x.dtype`` unless ``dtype`` says otherwise.
 
+RMSNorm (``norm="rms"``, a subject's ``bn_norm = "rms"``) does not centre::
+
+    ms      = (1/N) * sum_A x^2                    (mean of squares)
+    y       = x / sqrt(ms + eps) * gamma + beta
+
+which is the formula above with mu replaced by 0 and sigma^2 by ms: ``_centre_and_spread``
+gives both norms' (centre, spread) per slice. ``gamma`` is the scale as the subject reads
+it: ``scale``, or ``1 + scale`` for Gemma's convention (``bn_scale = "one_plus"``,
+``effective_scale``). Edge inputs as above, with one difference: a slice of one element (or
+a constant slice c) gives ``c / sqrt(c^2 + eps) * gamma + beta``, not beta.
+
 Edge inputs, as every subject must treat them (``properties/test_edge_inputs.py``):
 
 * NaN or +-inf in a slice makes that slice's mu, sigma^2 and every output of the slice
@@ -24,7 +35,7 @@ import numpy as np
 
 from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
 
-__all__ = ["first_of_each_slice", "first_of_each_slice_index", "moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
+__all__ = ["NORMS", "centre_and_spread", "effective_scale", "rms_norm", "normalize", "rms_reference", "first_of_each_slice", "first_of_each_slice_index", "moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
 
 
 def first_of_each_slice_index(ndim: int, axes) -> tuple:
@@ -63,17 +74,46 @@ def _moments64(x64: np.ndarray, axes: tuple[int, ...]):
     return mu, np.square(x64 - mu).mean(axis=axes, keepdims=True)
 
 
+NORMS = ("standard", "rms")
+
+
+def _centre_and_spread(x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):
+    """``(c, s)``, keepdims, with ``y = (x - c) / sqrt(s + eps) * gamma + beta``: the mean and
+    the biased variance for the standard norm, 0 and the mean of squares for RMSNorm."""
+    if norm == "rms":
+        return np.zeros((1,) * x64.ndim), np.square(x64).mean(axis=axes, keepdims=True)
+    if norm != "standard":
+        raise ValueError(f"norm={norm!r}: choose one of {NORMS}")
+    return _moments64(x64, axes)
+
+
+def centre_and_spread(x: np.ndarray, axes, norm: str = "standard"):
+    """``(c, s)`` per slice in float64, keepdims: ``(mu, sigma^2)``, or ``(0, ms)`` for RMSNorm."""
+    x = check_x(x)
+    return _centre_and_spread(x.astype(np.float64), normalize_axes(axes, x.ndim), norm)
+
+
+def effective_scale(scale, convention: str = "plain"):
+    """gamma as a subject of scale ``convention`` applies it: ``scale`` (``"plain"``) or
+    ``1 + scale`` (``"one_plus"``, Gemma's RMSNorm), as float64 (a float stays a float)."""
+    if convention == "plain":
+        return scale
+    if convention != "one_plus":
+        raise ValueError(f"scale convention {convention!r}: choose 'plain' or 'one_plus'")
+    return 1.0 + float(scale) if np.ndim(scale) == 0 and not isinstance(scale, np.ndarray) else 1.0 + np.asarray(scale, dtype=np.float64)
+
+
 def normalized(x: np.ndarray, axes, epsilon: float) -> np.ndarray:
     """Return x_hat = (x - mu) / sqrt(sigma^2 + eps) in float64 (no scale, no offset)."""
     mu, var = moments(x, axes, dtype=np.float64)
     return (x.astype(np.float64) - mu) / np.sqrt(var + epsilon)
 
 
-def _normalized64(x64: np.ndarray, axes: tuple[int, ...], epsilon: float) -> np.ndarray:
+def _normalized64(x64: np.ndarray, axes: tuple[int, ...], epsilon: float, norm: str = "standard") -> np.ndarray:
     """``normalized`` of a float64 ``x64`` over checked, non-empty ``axes`` (the same
-    arithmetic, without checking x and axes again)."""
-    mu, var = _moments64(x64, axes)
-    return (x64 - mu) / np.sqrt(var + epsilon)
+    arithmetic, without checking x and axes again); ``norm="rms"``: x / sqrt(ms + eps)."""
+    c, s = _centre_and_spread(x64, axes, norm)
+    return (x64 - c) / np.sqrt(s + epsilon)
 
 
 def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, dtype=None):
@@ -89,13 +129,31 @@ def batch_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3
     return _batch_norm(x, axes, gamma, beta, check_epsilon(epsilon), np.dtype(dtype) if dtype is not None else x.dtype)
 
 
-def _batch_norm(x: np.ndarray, axes: tuple[int, ...], gamma: np.ndarray, beta: np.ndarray, eps: float, out: np.dtype):
+def _batch_norm(x: np.ndarray, axes: tuple[int, ...], gamma: np.ndarray, beta: np.ndarray, eps: float, out: np.dtype, norm: str = "standard"):
     """``batch_norm`` on checked arguments (``check_affine``'s float64 gamma and beta)."""
     if x.size == 0:
         return np.empty(x.shape, dtype=out)
-    with np.errstate(invalid="ignore"):  # a NaN or inf slice is NaN, as documented above
-        y = _normalized64(x.astype(np.float64), axes, eps) * gamma + beta
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN or inf slice is NaN, as documented above
+        y = _normalized64(x.astype(np.float64), axes, eps, norm) * gamma + beta
     return y.astype(out)
+
+
+def rms_norm(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-6, *, dtype=None):
+    """Return y = x / sqrt(mean_A(x^2) + eps) * gamma + beta over ``axes`` (RMSNorm), in
+    float64, cast to ``dtype`` (default ``x.dtype``); arguments as for ``batch_norm``."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    gamma = check_affine("scale", scale, x.shape, axes)
+    beta = check_affine("offset", offset, x.shape, axes)
+    return _batch_norm(x, axes, gamma, beta, check_epsilon(epsilon), np.dtype(dtype) if dtype is not None else x.dtype, "rms")
+
+
+def normalize(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, norm: str = "standard", dtype=None):
+    """``batch_norm`` (``norm="standard"``) or ``rms_norm`` (``norm="rms"``); ``scale`` is gamma
+    itself (apply ``effective_scale`` first for a ``one_plus`` subject)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}: choose one of {NORMS}")
+    return (rms_norm if norm == "rms" else batch_norm)(x, axes, scale, offset, epsilon, dtype=dtype)
 
 
 def reference(x, *, axes, scale, offset, epsilon, training):
@@ -115,6 +173,23 @@ reference.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
 reference.moments = lambda x, *, axes: moments(x, axes)
 
 
+def rms_reference(x, *, axes, scale, offset, epsilon, training):
+    """The RMSNorm reference as a subject (``bn_norm = "rms"``): ``rms_norm`` when training,
+    else a copy of ``x``."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    gamma = check_affine("scale", scale, x.shape, axes)
+    beta = check_affine("offset", offset, x.shape, axes)
+    eps = check_epsilon(epsilon)
+    if not check_training(training):
+        return x.copy()
+    return _batch_norm(x, axes, gamma, beta, eps, x.dtype, "rms")
+
+
+rms_reference.bn_dtypes = reference.bn_dtypes
+rms_reference.bn_norm = "rms"
+
+
 # --------------------------------------------------------------------------------------
 # The gradient (training mode): the reference's vector-Jacobian product
 # --------------------------------------------------------------------------------------
@@ -131,7 +206,7 @@ def reduce_to(a: np.ndarray, shape) -> np.ndarray:
     return (a.sum(axis=ones, keepdims=True) if ones else a).reshape(shape)
 
 
-def batch_norm_vjp(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None):
+def batch_norm_vjp(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, norm: str = "standard"):
     r"""``(dx, dgamma, dbeta)`` of ``y = gamma x_hat + beta`` for an upstream ``dy``, in float64.
 
     With ``inv = 1/sqrt(var + eps)``, ``x_hat = (x - mu) inv``, ``m1 = mean_A(dy)``,
@@ -152,14 +227,23 @@ def batch_norm_vjp(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None):
     ``dx = gamma eps^(-1/2) (dy - mean_A dy)``, ``dgamma = 0``, ``dbeta = R_beta(dy)``; for
     N = 1 also ``dx = 0`` (the output ``beta`` does not depend on x). ``dgamma`` has
     ``scale``'s shape, ``dbeta`` ``offset``'s (default: ``scale``'s).
+
+    RMSNorm (``norm="rms"``): ``x_hat = x inv``, ``inv = 1/sqrt(ms + eps)``; ``d ms / d x_j
+    = 2 x_j / N``, so ``d x_hat_i / d x_j = inv delta_ij - x_hat_i x_hat_j inv / N`` and::
+
+        dx = gamma inv (dy - x_hat m2)        (no m1 term: nothing is centred)
+
+    with ``dgamma``, ``dbeta`` as above. ``scale`` is gamma (``effective_scale`` for a
+    ``one_plus`` subject, whose ``dscale`` equals ``dgamma``: d(1 + s)/ds = 1).
     """
     axes = tuple(axes)
     x64 = np.asarray(x).astype(np.float64)
-    x_hat = normalized(np.asarray(x), axes, epsilon)
-    inv = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + epsilon)
+    c, s = _centre_and_spread(x64, axes, norm)
+    inv = 1 / np.sqrt(s + epsilon)
+    x_hat = (x64 - c) * inv
     g = np.asarray(scale, dtype=np.float64)
     d = np.asarray(dy).astype(np.float64)
-    m1 = d.mean(axis=axes, keepdims=True)
+    m1 = d.mean(axis=axes, keepdims=True) if norm == "standard" else 0.0
     m2 = (d * x_hat).mean(axis=axes, keepdims=True)
     dx = g * inv * (d - m1 - x_hat * m2)
     oshape = np.shape(scale if offset is None else offset)
@@ -177,3 +261,15 @@ def reference_vjp(x, dy, *, axes, scale, offset, epsilon):
 
 
 reference.vjp = reference_vjp
+
+
+def rms_reference_vjp(x, dy, *, axes, scale, offset, epsilon):
+    """The RMSNorm reference's gradient (``batch_norm_vjp`` with ``norm="rms"``), rounded once."""
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    dx, dg, db = batch_norm_vjp(x, dy, axes, scale, check_epsilon(epsilon), offset=offset, norm="rms")
+    as_given = lambda g, p: float(g) if np.ndim(p) == 0 and not isinstance(p, np.ndarray) else g.astype(x.dtype)  # noqa: E731
+    return dx.astype(x.dtype), as_given(dg, scale), as_given(db, offset)
+
+
+rms_reference.vjp = rms_reference_vjp

@@ -29,7 +29,7 @@ from hypothesis.extra import numpy as hnp
 from bn_reference.mathematics.checks import count_example
 from bn_reference.mathematics.describe import describe_value
 from bn_reference.mathematics.layouts import C_ORDER, KINDS as LAYOUT_KINDS, Layout
-from bn_reference.mathematics.reference import first_of_each_slice, first_of_each_slice_index
+from bn_reference.mathematics.reference import effective_scale, first_of_each_slice, first_of_each_slice_index
 from bn_reference.mathematics.tolerance import finfo, in_safe_domain, unit_roundoff
 
 __all__ = [
@@ -252,6 +252,18 @@ class BNCase:
     seed: int = 0
     accumulation: str = "float32"  # the contract the bound holds the subject to (its bn_accumulation)
     layout: Layout = C_ORDER  # how the arrays handed to the subject sit in memory (``layouts``)
+    norm: str = "standard"  # the subject's normalization (bn_norm): "standard" or "rms"
+    scale_convention: str = "plain"  # how it applies scale (bn_scale): gamma = scale, or 1 + scale
+
+    @property
+    def gamma(self):
+        """gamma as the subject applies ``scale`` (``reference.effective_scale``)."""
+        return effective_scale(self.scale, self.scale_convention)
+
+    @property
+    def unit_scale(self) -> float:
+        """The ``scale`` that makes gamma = 1: 1.0, or 0.0 under ``one_plus``."""
+        return 0.0 if self.scale_convention == "one_plus" else 1.0
 
     def kwargs(self, **overrides) -> dict:
         """The call's keyword arguments; ``scale``/``offset`` arrays in the case's layout."""
@@ -280,6 +292,8 @@ class BNCase:
             f"epsilon={describe_value(self.epsilon)}, training={self.training!r}, N={self.n}, "
             f"regime={self.regime}, seed={self.seed}"
             + (f", accumulation={self.accumulation!r}" if self.accumulation != "float32" else "")
+            + (f", norm={self.norm!r}" if self.norm != "standard" else "")
+            + (f", scale_convention={self.scale_convention!r}" if self.scale_convention != "plain" else "")
             + (f", layout={self.layout!r})" if self.layout != C_ORDER else ")")
         )
 
@@ -770,10 +784,32 @@ def _with_long_half(shape_strategy):
     return st.one_of(shape_strategy, long_shapes(**HALF_LONG))
 
 
+def is_safe(case: BNCase) -> bool:
+    """Whether ``case`` is inside the error model's domain, for its norm and gamma."""
+    return in_safe_domain(case.x, case.axes, case.gamma, case.offset, case.epsilon, accumulation=case.accumulation, norm=case.norm)
+
+
 def assume_safe(case: BNCase) -> None:
     """Reject (``hypothesis.assume``) a case outside the error model's domain; properties call
     it on the transformed inputs they build (shifted, scaled, made constant)."""
-    assume(in_safe_domain(case.x, case.axes, case.scale, case.offset, case.epsilon, accumulation=case.accumulation))
+    assume(is_safe(case))
+
+
+def of_family(drawn, subject):
+    """``drawn`` (a BNCase, or a PoisonedCase and its clean case) for ``subject``'s family:
+    its norm (``bn_norm``) and scale convention (``bn_scale``). A case of the standard plain
+    family is returned as drawn; another is kept only inside its own domain (item 8 of
+    ``tolerance`` for RMSNorm; gamma = 1 + scale under ``one_plus``)."""
+    norm, convention = getattr(subject, "norm", "standard"), getattr(subject, "scale_convention", "plain")
+    if (norm, convention) == ("standard", "plain"):
+        return drawn
+    if isinstance(drawn, PoisonedCase):
+        clean = of_family(drawn.clean, subject)
+        return dataclasses.replace(drawn, case=replace(drawn.case, norm=norm, scale_convention=convention), clean=clean)
+    case = replace(drawn, norm=norm, scale_convention=convention)
+    if case.x.size and np.isfinite(case.x.astype(np.float64)).all():
+        assume_safe(case)
+    return case
 
 
 def replace(case: BNCase, **changes) -> BNCase:
@@ -793,6 +829,8 @@ def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs
             kwargs = {"axes_sets": subject.axes_sets, "accumulation": subject.accumulation, **kwargs}
         strategy = bn_cases(dtypes=(dtype,), **kwargs)
     case = data.draw(strategy, label=label)
+    if subject is not None and isinstance(case, (BNCase, PoisonedCase)):
+        case = of_family(case, subject)
     if getattr(subject, "refuses", False):
         drawn = getattr(case, "case", case)  # a PoisonedCase carries its BNCase
         assume(subject.refusal(drawn.x.shape, drawn.axes) is None)
@@ -816,12 +854,13 @@ def spread_regimes():
 
 @_cached
 @st.composite
-def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None, accumulation="float32"):
+def epsilon_comparable_cases(draw, dtype="float32", axes_sets=None, accumulation="float32", locations=(0.0, 1.0, -3.0)):
     """Cases with sigma^2 comparable to epsilon (data = loc + sqrt(r eps) z, r in {1/4, 1, 4}):
-    the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows."""
+    the regime where sigma^2/(sigma^2 + eps) is far from 1, so epsilon's place shows.
+    ``locations=(0.0,)`` makes the mean of squares comparable to epsilon too (RMSNorm)."""
     eps = draw(st.sampled_from((1e-3, 1e-2, 1e-1, 1.0)))
     r = draw(st.sampled_from((1.0, 0.25, 4.0)))
-    loc = draw(st.sampled_from((0.0, 1.0, -3.0)))
+    loc = draw(st.sampled_from(tuple(locations)))
     regime = Regime("gaussian", loc, math.sqrt(r * eps))
     return draw(
         bn_cases(

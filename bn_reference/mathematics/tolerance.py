@@ -181,6 +181,34 @@ evaluated at float64 (negligible next to float32, not next to float64).
    6's (a subset of what this contract could allow). float32/float64 x: the elementwise stage
    already runs in x's dtype, and the contract is items 1-5 unchanged.
 
+8. RMSNorm (``norm="rms"``: ``y = x / sqrt(ms + eps) gamma + beta``, ``ms = mean_A(x^2)``,
+   nothing centred). Items 1-7 with the centre fixed at 0 and the variance replaced by the
+   mean of squares:
+
+   * no mean is computed: ``E_mu = 0``; ``x - 0`` is exact, so the elementwise stage is item 4
+     with ``mu = 0`` (``x_hat = x inv``, ``|x| + |mu| = |x|``);
+   * ``ms``: the summands ``x_i^2`` are non-negative, so any summation order errs by at most
+     ``gamma_{N-1} sum x_i^2`` (no cancellation: the spread that item 2 bounds by ``var + 3
+     D2 + 2 max|x| D`` is ``ms`` itself); squaring and dividing by N add two roundings::
+
+         E_ms = gamma_{N+3} ms + 3 tiny_a            (items 1-2; gamma_{N+1} would do)
+
+     and in half precision (item 6) each square may be rounded to x's precision first (the
+     ``gamma_3(u)`` of item 6 covers it), summed in float32, flushed squares costing at most
+     ``min(2 tiny, (1 + u)^2 ms)``: item 6's ``E_var_a`` with ``var = ms``, ``E_mu = 0`` and
+     the spread ``ms``.
+   * ``inv`` and the output: items 3-4 (and 7 under ``bn_elementwise = "float32"``) with
+     ``var + eps`` replaced by ``ms + eps``.
+   * Domain (item 5): the sum of squares ``N ms`` (every partial sum is at most the whole)
+     within the accumulation dtype's ``L_a``, ``ms + eps <= L_a``, and the elementwise stage
+     ``|x| inv max(|gamma|, 1) + |beta| <= L_x``. No bound on ``x^2`` in x's dtype: under the
+     float32 contract a float16 x of 300 (``x^2 = 9e4 > 65504``) is inside the domain, and a
+     kernel that squares in float16 (``inf``, then ``y = 0``) fails there, as it should.
+
+   ``gamma`` in every item is the scale as the subject applies it: ``1 + scale`` for a
+   ``bn_scale = "one_plus"`` subject, whose ``1 + scale`` is one more rounding in x's
+   dtype: ``u |gamma x_hat|`` more (``laws.output_bound``).
+
 Nothing here is tuned: every term is a count of roundings times the size of what is
 rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
 implementation in ``dtype``; ``err / B`` is the margin reported per property.
@@ -285,7 +313,17 @@ def times(g, t):
         return np.where((np.asarray(g) == 0) | (np.asarray(t) == 0), 0.0, g * t)
 
 
-def _stats(x64: np.ndarray, axes: tuple[int, ...]):
+NORMS = ("standard", "rms")
+
+
+def _stats(x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):
+    """``(centre, spread, D2)`` per slice: ``(mu, var, max (x - mu)^2)``, or for RMSNorm
+    (item 8) ``(0, ms, max x^2)``."""
+    if norm == "rms":
+        sq = np.square(x64)
+        return np.zeros((1,) * x64.ndim), sq.mean(axis=axes, keepdims=True), sq.max(axis=axes, keepdims=True, initial=0.0)
+    if norm != "standard":
+        raise ValueError(f"norm={norm!r}: choose one of {NORMS}")
     mu = x64.mean(axis=axes, keepdims=True)
     dev2 = np.square(x64 - mu)
     return mu, dev2.mean(axis=axes, keepdims=True), dev2.max(axis=axes, keepdims=True)
@@ -296,29 +334,33 @@ class _SliceStats:
     (module docstring: ``mu``, ``var``, ``D2``, ``max|x|``, N), computed once per x and
     shared by the bound's two evaluations (x's dtype and float64)."""
 
-    __slots__ = ("x64", "axes", "n", "mu", "var", "d2", "x_max", "spread")
+    __slots__ = ("x64", "axes", "n", "mu", "var", "d2", "x_max", "spread", "centred")
 
-    def __init__(self, x64: np.ndarray, axes: tuple[int, ...]):
+    def __init__(self, x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):
         self.x64, self.axes = x64, axes
         self.n = int(np.prod([x64.shape[a] for a in axes]))
-        self.mu, self.var, self.d2 = _stats(x64, axes)
+        self.mu, self.var, self.d2 = _stats(x64, axes, norm)
         self.x_max = np.abs(x64).max(axis=axes, keepdims=True)
-        self.spread = self.var + 3 * self.d2 + 2 * self.x_max * np.sqrt(self.d2)
+        self.centred = norm == "standard"
+        # What the sum of squares is rounded relative to (items 2 and 8): with cancellation
+        # for the centred variance, the mean of squares itself for RMSNorm.
+        self.spread = self.var + 3 * self.d2 + 2 * self.x_max * np.sqrt(self.d2) if self.centred else self.var
 
 
-def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None, accumulation: str = "float32") -> MomentError:
+def moment_error(x: np.ndarray, axes: tuple[int, ...], dtype=None, accumulation: str = "float32", norm: str = "standard") -> MomentError:
     """E_mu and E_var for moments of x in ``dtype`` (returned in ``dtype``): items 1 and 2
     of the module docstring when the reductions run in ``dtype``, item 6 when they run in
-    float32 (``accumulation_dtype``)."""
+    float32 (``accumulation_dtype``); for ``norm="rms"``, E_mu = 0 and E_ms (item 8)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
-    return _moment_error(_SliceStats(x.astype(np.float64), axes), dtype, accumulation)
+    return _moment_error(_SliceStats(np.asarray(x).astype(np.float64), axes, norm), dtype, accumulation)
 
 
 def _moment_error(st: _SliceStats, dtype: np.dtype, accumulation: str) -> MomentError:
     acc = accumulation_dtype(dtype, accumulation)
     v, tiny_a = unit_roundoff(acc), float(finfo(acc).tiny)
     n, mu, var, x_max, spread = st.n, st.mu, st.var, st.x_max, st.spread
-    e_a = times(1.5 * gamma(n + 2, v), x_max) + 2 * tiny_a
+    # item 8: RMSNorm computes no mean (its centre, 0, is exact)
+    e_a = times(1.5 * gamma(n + 2, v), x_max) + 2 * tiny_a if st.centred else np.zeros_like(var)
     if acc == dtype:  # items 1 and 2
         e_var = times(gamma(n + 3, v), spread) + np.square(e_a) + 3 * tiny_a
         return MomentError(mean=e_a, var=e_var, mu=mu, sigma2=var, n=n, var_acc=e_var)
@@ -326,7 +368,7 @@ def _moment_error(st: _SliceStats, dtype: np.dtype, accumulation: str) -> Moment
     g3 = float(gamma(3, u))
     with np.errstate(over="ignore", invalid="ignore"):
         off_grid = np.abs(mu - mu.astype(dtype).astype(np.float64))  # mu to the nearest number of x's dtype
-    e_mu = e_a + np.minimum(u * (np.abs(mu) + e_a), np.where(np.isfinite(off_grid), off_grid, np.inf) + e_a) + tiny
+    e_mu = e_a + np.minimum(u * (np.abs(mu) + e_a), np.where(np.isfinite(off_grid), off_grid, np.inf) + e_a) + tiny if st.centred else e_a
     flushed = np.minimum(2 * tiny, (1 + u) ** 2 * np.square(np.sqrt(var) + e_mu))  # no more than all the squares
     e_var_a = g3 * (var + np.square(e_mu)) + (1 + g3) * times(gamma(n + 3, v), spread) + np.square(e_mu) + 3 * tiny_a + flushed
     e_var = e_var_a * (1 + u) + u * var + tiny
@@ -399,9 +441,10 @@ def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") 
     return np.where(np.isnan(b), np.inf, b)
 
 
-def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> np.ndarray:
+def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard") -> np.ndarray:
     """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``
-    held to ``accumulation`` (item 6: ``"float32"``, the default, or ``"input"``).
+    held to ``accumulation`` (item 6: ``"float32"``, the default, or ``"input"``), of the
+    ``norm`` it computes (item 8 for ``"rms"``); ``scale`` is gamma as the subject applies it.
 
     ``B(dtype) + B(float64)``: the subject's rounding plus the reference's own. See the
     module docstring for every term.
@@ -415,7 +458,7 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation
     # A term past float64's range (max|x| D for float64 data near the overflow limit) is
     # inf: the bound is vacuous there, but a NaN or inf output still fails (err/bound NaN).
     with np.errstate(over="ignore"):
-        terms = _OutputTerms(_SliceStats(x64, axes), gamma_, beta, eps)
+        terms = _OutputTerms(_SliceStats(x64, axes, norm), gamma_, beta, eps)
         b = _output_bound(terms, dtype, accumulation)
         if dtype != np.float64:
             b = b + _output_bound(terms, _FLOAT64)
@@ -426,9 +469,10 @@ _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
 
 
-def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> bool:
+def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard") -> bool:
     """True when no intermediate of a correct evaluation in ``dtype``, with its reductions
-    in ``accumulation_dtype(dtype, accumulation)``, can overflow (items 5 and 6)."""
+    in ``accumulation_dtype(dtype, accumulation)``, can overflow (items 5 and 6; item 8's
+    domain for ``norm="rms"``)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
     limit_x = float(finfo(dtype).max) / 4
     limit_a = float(finfo(accumulation_dtype(dtype, accumulation)).max) / 4
@@ -436,16 +480,19 @@ def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, acc
     axes = tuple(axes)
     n = int(np.prod([x64.shape[a] for a in axes]))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # inf or NaN: not safe
-        mu, var, d2 = _stats(x64, axes)
+        mu, var, d2 = _stats(x64, axes, norm)
         inv = 1 / np.sqrt(var + float(epsilon))
         g = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1)
         abs_x = np.abs(x64)
         centred = abs_x + np.abs(mu)
         products = centred * inv * g + np.abs(np.asarray(offset, dtype=np.float64))
-        squares = n * (var + 3 * d2)
         x_max = abs_x.max(axis=axes, keepdims=True) if x64.size else np.zeros(())
-        sums = n * x_max
-        deltas = 4 * np.square(x_max)  # Welford's raw delta^2
+        if norm == "rms":  # item 8: only the sum of squares, non-negative partial sums
+            squares, sums, deltas = n * var, np.zeros(()), np.zeros(())
+        else:
+            squares = n * (var + 3 * d2)
+            sums = n * x_max
+            deltas = 4 * np.square(x_max)  # Welford's raw delta^2
         return bool(
             (sums <= limit_a).all()
             and (squares <= limit_a).all()

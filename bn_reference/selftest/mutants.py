@@ -772,6 +772,82 @@ def welford(x, *, axes, scale, offset, epsilon, training):
     return _numpy_bn(x, axes, scale, offset, epsilon, training, moments=_welford)
 
 
+# RMSNorm (``bn_norm = "rms"``, ``tolerance`` item 8): the half-precision skeleton with the
+# mean of squares for the moments (its "mean" is the exact centre 0) ------------------------
+
+
+def _mean_square(x, axes):
+    """(0, mean_A(x^2)) in x's dtype: RMSNorm's centre and spread (the squares formed in x's dtype)."""
+    return np.zeros((1,) * x.ndim, dtype=x.dtype), np.mean(x * x, axis=axes, keepdims=True)
+
+
+_RMS_FLOAT32 = _reduce_in_float32(_mean_square)
+
+
+def _rms(fn):
+    """Declare ``fn`` an RMSNorm subject (``bn_norm = "rms"``)."""
+    fn.bn_norm = "rms"
+    return fn
+
+
+@_rms
+@supports(*ALL_DTYPES)
+def rms_float32(x, *, axes, scale, offset, epsilon, training):
+    """Correct RMSNorm: the mean of squares accumulated in float32 for half x (x's dtype
+    otherwise), inv rounded once to x's dtype, x * inv * gamma + beta in x's dtype."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_RMS_FLOAT32)
+
+
+def _one_plus_stage(x, mu, inv, gamma, beta):
+    """The unfolded stage with gamma = 1 + scale formed in x's dtype (Gemma's RMSNorm)."""
+    return _unfolded_stage(x, mu, inv, x.dtype.type(1) + _param(gamma, x.dtype), beta)
+
+
+@supports("float32", "float16")
+def rms_one_plus(x, *, axes, scale, offset, epsilon, training):
+    """Correct Gemma-style RMSNorm, declared: ``bn_scale = "one_plus"`` (gamma = 1 + scale)."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_RMS_FLOAT32, stage=_one_plus_stage)
+
+
+rms_one_plus.bn_norm = "rms"
+rms_one_plus.bn_scale = "one_plus"
+
+
+@_rms
+@supports(*MUTANT_DTYPES)
+def rms_centred(x, *, axes, scale, offset, epsilon, training):
+    """BUG: an RMSNorm that centres: (x - mu) / sqrt(var + eps), i.e. a LayerNorm declared as RMSNorm."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_reduce_in_float32(_two_pass))
+
+
+def _rsqrt_eps_outside(var, eps, dtype):
+    acc = _accumulation(dtype)
+    return acc.type(1) / (np.sqrt(np.asarray(var).astype(acc)) + acc.type(eps))
+
+
+@_rms
+@supports(*MUTANT_DTYPES)
+def rms_epsilon_outside_sqrt(x, *, axes, scale, offset, epsilon, training):
+    """BUG: RMSNorm with epsilon outside the square root: x / (sqrt(ms) + eps)."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_RMS_FLOAT32, inverse=_rsqrt_eps_outside)
+
+
+@_rms
+@supports("float16", "bfloat16")
+def rms_squares_in_half(x, *, axes, scale, offset, epsilon, training):
+    """BUG: the mean of squares in x's dtype: in float16 x^2 overflows past |x| = 256 and
+    the output collapses to beta (the shipped "RMSNorm returns zeros in float16"); in
+    bfloat16 the sum of squares loses its low bits past N ~ 256. (float32: correct.)"""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_mean_square)
+
+
+@_rms
+@supports(*MUTANT_DTYPES)
+def rms_one_plus_undeclared(x, *, axes, scale, offset, epsilon, training):
+    """BUG: gamma = 1 + scale applied (Gemma's convention) without declaring ``bn_scale = "one_plus"``."""
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=_RMS_FLOAT32, stage=_one_plus_stage)
+
+
 # keras_layer_norm (correct: LayerNormalization over the reduced axes, scale and offset
 # applied after) is the built-in layer adapter, listed here so the kill matrix checks it.
 from bn_reference.subjects.keras_layers import keras_layer_norm  # noqa: E402
@@ -811,6 +887,10 @@ MUTANTS = [
     "count_in_uint16",
     "truncating_final_conversion",
     "elementwise_in_half",
+    "rms_centred",
+    "rms_epsilon_outside_sqrt",
+    "rms_squares_in_half",
+    "rms_one_plus_undeclared",
 ]
 
 CORRECT = [
@@ -821,6 +901,8 @@ CORRECT = [
     "shifted_one_pass",
     "welford",
     "keras_layer_norm",
+    "rms_float32",
+    "rms_one_plus",
 ]
 
 
