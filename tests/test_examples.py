@@ -18,6 +18,7 @@ EXAMPLES = {
     "examples.numpy_bn:batch_norm": None,
     "examples.torch_bn:torch_batch_norm": "torch",
     "examples.torch_bn:custom_backward_bn": "torch",  # a torch.autograd.Function's own backward
+    "examples.torch_rms_norm:rms_norm": "torch",  # RMSNorm (bn_norm = "rms"), Hugging Face style, own backward
 }
 
 

@@ -66,10 +66,26 @@ def coverage_record(subject) -> dict:
         "layouts": list(KINDS),
         "block_boundary_sizes": list(BOUNDARY_SIZES),
         "beyond_16_bits": list(BEYOND_16_BITS),
+        "family": family(subject),
     }
+
+
+def family(subject) -> str:
+    """The contract's family in words: ``standard (x - mu)/sqrt(var + eps)``, ``RMSNorm ...``,
+    plus the mask and replicas extensions when declared."""
+    text = "RMSNorm x/sqrt(mean(x^2) + eps)" if subject.norm == "rms" else "standard (x - mu)/sqrt(var + eps)"
+    if subject.scale_convention == "one_plus":
+        text += ", gamma = 1 + scale"
+    if subject.masked:
+        text += ", masked moments (mask=)"
+    if subject.replicas is not None:
+        text += f", moments across {subject.replicas} replicas"
+    return text
 
 
 def header_lines(subjects) -> list[str]:
     """One line per subject: the dtypes it is checked in, and why any other is not; then
     what the inputs range over."""
-    return [f"bn-props dtypes: {s.spec}: {coverage(s)}" for s in subjects] + [f"bn-props inputs: {INPUTS_LINE}"]
+    lines = [f"bn-props dtypes: {s.spec}: {coverage(s)}" for s in subjects]
+    lines += [f"bn-props family: {s.spec}: {family(s)}" for s in subjects if s.families != {"standard"} or s.scale_convention != "plain"]
+    return lines + [f"bn-props inputs: {INPUTS_LINE}"]

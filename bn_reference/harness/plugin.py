@@ -123,6 +123,7 @@ def pytest_configure(config):
             subject.dtypes  # validates bn_dtypes early
             check_signature(subject)  # a wrong signature: one usage error, not one shrunk failure per property
             subject.accumulation  # and bn_accumulation
+            subject.families  # and bn_norm, bn_scale, bn_mask, bn_replicas
             subjects.append(subject)
         except SubjectSpecError as exc:
             raise pytest.UsageError(f"--bn-impl: {exc}") from None

@@ -111,7 +111,7 @@ LAYER_SUBJECTS: dict[str, str] = {
 # which regenerates docs/conformance.md). Loading one whose framework is missing fails with
 # a one-line message naming the extra.
 FRAMEWORK_SUBJECTS: dict[str, str] = {
-    **{f"torch_{op}": f"bn_reference.subjects.pytorch:torch_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "instance_norm")},
+    **{f"torch_{op}": f"bn_reference.subjects.pytorch:torch_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm")},
     **{f"inductor_{op}": f"bn_reference.subjects.inductor:inductor_{op}" for op in ("batch_norm", "layer_norm", "group_norm")},
     **{name: f"bn_reference.subjects.jax_nn:{name}" for name in ("jax_standardize", "jax_standardize_stable")},
     **{
@@ -245,6 +245,7 @@ class Subject:
         """Its family tags, matched against each property's ``bn_family`` marker: its norm,
         plus ``"masked"`` and ``"replicas"`` when it declares them."""
         tags = {self.norm}
+        self.scale_convention  # noqa: B018 - validated with the rest of the family
         if self.masked:
             tags.add("masked")
         if self.replicas is not None:

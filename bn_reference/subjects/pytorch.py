@@ -12,6 +12,8 @@ torch_group_norm       ``F.group_norm(x, 1, eps=eps)`` on (K, *R)       x of ONE
                                                                        training"
 torch_instance_norm    ``F.instance_norm(x, weight=, bias=,            N = 1: "Expected more than 1
                        use_input_stats=True, eps)`` on (1, K, *R)      spatial element when training"
+torch_rms_norm         ``F.rms_norm(x, R, eps=eps)`` on (K, *R),        nothing
+                       then * scale + offset (``bn_norm = "rms"``)
 =====================  ==============================================  ==============================
 
 K is the product of the kept sides, R the reduced sides (``_framework.kept_last``): each
@@ -48,7 +50,7 @@ F = require("torch.nn.functional", "torch")
 # (benchmarks/bench_frameworks.py). The results do not depend on it: the same kernels run.
 torch.set_num_threads(1)
 
-__all__ = ["torch_batch_norm", "torch_layer_norm", "torch_group_norm", "torch_instance_norm", "FORWARDS", "LIBRARY"]
+__all__ = ["torch_batch_norm", "torch_layer_norm", "torch_group_norm", "torch_instance_norm", "torch_rms_norm", "FORWARDS", "LIBRARY"]
 
 LIBRARY = "torch"
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -135,7 +137,15 @@ def instance_norm_forward(x, scale, offset, *, axes, epsilon):
     return undo(y[0])
 
 
+def rms_norm_forward(x, scale, offset, *, axes, epsilon):
+    """``F.rms_norm`` over the trailing reduced sides of (K, *R) (no weight), then * scale +
+    offset: RMSNorm (``bn_norm = "rms"``)."""
+    a, undo = _kept_last(x, axes)
+    return undo(F.rms_norm(a, tuple(a.shape[1:]), eps=epsilon)) * scale + offset
+
+
 FORWARDS = {
+    "torch_rms_norm": rms_norm_forward,
     "torch_batch_norm": batch_norm_forward,
     "torch_layer_norm": layer_norm_forward,
     "torch_group_norm": group_norm_forward,
@@ -194,6 +204,7 @@ def _size(shape, axes):
 
 
 _API = {
+    "torch_rms_norm": "torch.nn.functional.rms_norm",
     "torch_batch_norm": "torch.nn.functional.batch_norm(training=True)",
     "torch_layer_norm": "torch.nn.functional.layer_norm",
     "torch_group_norm": "torch.nn.functional.group_norm(num_groups=1)",
@@ -206,6 +217,8 @@ torch_batch_norm = _subject(
     refuse_when(lambda shape, axes: _size(shape, axes) == 1, "Expected more than 1 value per channel when training"),
 )
 torch_layer_norm = _subject("torch_layer_norm", layer_norm_forward)
+torch_rms_norm = _subject("torch_rms_norm", rms_norm_forward)
+torch_rms_norm.bn_norm = "rms"
 torch_group_norm = _subject(
     "torch_group_norm",
     group_norm_forward,
