@@ -11,12 +11,14 @@ from bn_reference.mathematics.laws import call, check_refusal
 @pytest.mark.bn_family("standard", "rms")
 @given(data=st.data())
 def test_output_shape_and_dtype(subject, dtype, data):
-    """f(x) is a numpy.ndarray with x's shape and dtype."""
+    """f(x) is a numpy.ndarray with x's shape and dtype (the declared ``bn_output_dtype``
+    for a mixed-precision subject)."""
     case = bst.draw_case(data, subject, dtype)
     y = call(subject, case)
     assert isinstance(y, np.ndarray), f"returned {type(y).__name__}; the contract requires numpy.ndarray"
     assert y.shape == case.x.shape, f"output shape {y.shape} != input shape {case.x.shape}"
-    assert y.dtype == case.x.dtype, f"output dtype {y.dtype} != input dtype {case.x.dtype}"
+    which = "declared bn_output_dtype" if case.output_dtype else "input dtype"
+    assert y.dtype == case.out_dtype, f"output dtype {y.dtype} != {which} {case.out_dtype}"
 
 
 @pytest.mark.bn_family("standard", "rms")

@@ -96,10 +96,10 @@ def run(subject, case: BNCase, **overrides) -> np.ndarray:
 
 def output_bound(case: BNCase, dtype=None) -> np.ndarray:
     """``tolerance.bound`` for the case, under the contract it carries (``case.accumulation``),
-    for its norm (``case.norm``) and gamma (``case.gamma``). Under ``bn_scale = "one_plus"``
+    for its norm (``case.norm``), gamma (``case.gamma``) and output dtype (item 9). Under ``bn_scale = "one_plus"``
     the subject forms ``1 + scale`` itself: one more rounding, ``u |gamma x_hat|`` (item 8)."""
     dtype = np.dtype(dtype or case.x.dtype)
-    b = bound(case.x, case.axes, case.gamma, case.offset, case.epsilon, dtype, case.accumulation, case.norm)
+    b = bound(case.x, case.axes, case.gamma, case.offset, case.epsilon, dtype, case.accumulation, case.norm, case.output_dtype)
     if case.scale_convention == "one_plus":
         x_hat = normalize(case.x, case.axes, 1.0, 0.0, case.epsilon, norm=case.norm, dtype=np.float64)
         with np.errstate(invalid="ignore"):
@@ -215,14 +215,14 @@ def check_nonfinite_isolated(y: np.ndarray, poisoned) -> None:
 
 
 def check_empty_output(y, case: BNCase) -> None:
-    """A zero-size x gives an empty array of x's shape and dtype (nothing to compute: no
-    error, no warning-worthy reduction)."""
+    """A zero-size x gives an empty array of x's shape and dtype (y's declared dtype under
+    ``bn_output_dtype``; nothing to compute: no error, no warning-worthy reduction)."""
     __tracebackhide__ = True
     y = np.asarray(y)
-    if y.shape != case.x.shape or y.dtype != case.x.dtype:
+    if y.shape != case.x.shape or y.dtype != case.out_dtype:
         raise AssertionError(
             f"zero-size x of shape {case.x.shape} dtype {case.x.dtype}: returned shape {y.shape} dtype {y.dtype}, "
-            "expected an empty array of x's shape and dtype"
+            f"expected an empty array of x's shape and dtype {case.out_dtype}"
         )
 
 

@@ -254,6 +254,12 @@ class BNCase:
     layout: Layout = C_ORDER  # how the arrays handed to the subject sit in memory (``layouts``)
     norm: str = "standard"  # the subject's normalization (bn_norm): "standard" or "rms"
     scale_convention: str = "plain"  # how it applies scale (bn_scale): gamma = scale, or 1 + scale
+    output_dtype: str | None = None  # y's dtype when not x's (bn_output_dtype: mixed precision)
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        """The dtype y comes back in: ``output_dtype``, or x's."""
+        return np.dtype(self.output_dtype) if self.output_dtype is not None else self.x.dtype
 
     @property
     def gamma(self):
@@ -294,6 +300,7 @@ class BNCase:
             + (f", accumulation={self.accumulation!r}" if self.accumulation != "float32" else "")
             + (f", norm={self.norm!r}" if self.norm != "standard" else "")
             + (f", scale_convention={self.scale_convention!r}" if self.scale_convention != "plain" else "")
+            + (f", output_dtype={self.output_dtype!r}" if self.output_dtype is not None else "")
             + (f", layout={self.layout!r})" if self.layout != C_ORDER else ")")
         )
 
@@ -786,7 +793,9 @@ def _with_long_half(shape_strategy):
 
 def is_safe(case: BNCase) -> bool:
     """Whether ``case`` is inside the error model's domain, for its norm and gamma."""
-    return in_safe_domain(case.x, case.axes, case.gamma, case.offset, case.epsilon, accumulation=case.accumulation, norm=case.norm)
+    return in_safe_domain(
+        case.x, case.axes, case.gamma, case.offset, case.epsilon, accumulation=case.accumulation, norm=case.norm, output_dtype=case.output_dtype
+    )
 
 
 def assume_safe(case: BNCase) -> None:
@@ -801,12 +810,16 @@ def of_family(drawn, subject):
     family is returned as drawn; another is kept only inside its own domain (item 8 of
     ``tolerance`` for RMSNorm; gamma = 1 + scale under ``one_plus``)."""
     norm, convention = getattr(subject, "norm", "standard"), getattr(subject, "scale_convention", "plain")
-    if (norm, convention) == ("standard", "plain"):
+    x = drawn.case.x if isinstance(drawn, PoisonedCase) else drawn.x
+    out = subject.output_dtype(x.dtype) if hasattr(subject, "output_dtype") else x.dtype.name
+    output_dtype = out if out != x.dtype.name else None
+    if (norm, convention, output_dtype) == ("standard", "plain", None):
         return drawn
+    family = dict(norm=norm, scale_convention=convention, output_dtype=output_dtype)
     if isinstance(drawn, PoisonedCase):
         clean = of_family(drawn.clean, subject)
-        return dataclasses.replace(drawn, case=replace(drawn.case, norm=norm, scale_convention=convention), clean=clean)
-    case = replace(drawn, norm=norm, scale_convention=convention)
+        return dataclasses.replace(drawn, case=replace(drawn.case, **family), clean=clean)
+    case = replace(drawn, **family)
     if case.x.size and np.isfinite(case.x.astype(np.float64)).all():
         assume_safe(case)
     return case
@@ -815,6 +828,28 @@ def of_family(drawn, subject):
 def replace(case: BNCase, **changes) -> BNCase:
     """``case`` with some fields changed (a transformed input for a metamorphic law)."""
     return dataclasses.replace(case, **changes)
+
+
+# Locations, in units of the output dtype's largest number, at which a mixed-precision case
+# is shifted: x beyond y's range, y still of order 1 (float32 values in 6e4..7e4 into float16).
+BEYOND_OUTPUT = (1.0, 1.07, 0.92, 16.0)
+
+
+def beyond_output_range(case: BNCase):
+    """For a case whose y dtype has a smaller range than x's (float32 x, float16 y): a
+    strategy of the same case with x shifted by ``c`` = a multiple of y's largest number
+    (``BEYOND_OUTPUT``), so that x lies beyond y's range while ``x - mu``, hence y, does not;
+    kept inside the domain (``tolerance`` item 9). None when y's range is not smaller."""
+    out = case.out_dtype
+    if case.output_dtype is None or float(finfo(out).max) >= float(finfo(case.x.dtype).max):
+        return None
+    top = float(finfo(out).max)
+
+    def shifted(k):
+        with np.errstate(over="ignore"):
+            return replace(case, x=(case.x.astype(np.float64) + k * top).astype(case.x.dtype))
+
+    return _sampled(BEYOND_OUTPUT).map(shifted).filter(is_safe)
 
 
 def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs) -> BNCase:
@@ -831,6 +866,8 @@ def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs
     case = data.draw(strategy, label=label)
     if subject is not None and isinstance(case, (BNCase, PoisonedCase)):
         case = of_family(case, subject)
+        if isinstance(case, BNCase) and case.x.size and beyond_output_range(case) is not None and data.draw(_BOOLS, label="x beyond y's range"):
+            case = data.draw(beyond_output_range(case), label="shifted beyond y's range")
     if getattr(subject, "refuses", False):
         drawn = getattr(case, "case", case)  # a PoisonedCase carries its BNCase
         assume(subject.refusal(drawn.x.shape, drawn.axes) is None)

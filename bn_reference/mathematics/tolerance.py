@@ -209,6 +209,26 @@ evaluated at float64 (negligible next to float32, not next to float64).
    ``bn_scale = "one_plus"`` subject, whose ``1 + scale`` is one more rounding in x's
    dtype: ``u |gamma x_hat|`` more (``laws.output_bound``).
 
+9. Mixed precision (the subject attribute ``bn_output_dtype``: y in an output dtype ``o``
+   other than x's, as Keras layers under a ``mixed_float16``/``mixed_bfloat16`` policy and
+   torch autocast regions return). The reductions' contract is x's, unchanged (float32 x:
+   float32 moments). A correct kernel centres in x's dtype, ``x - mu`` (an ``x`` beyond
+   ``o``'s range is no reason for an overflow: float32 values in 6e4..7e4 normalize into
+   float16 values of order 1), and may run everything after it in ``o``: ``x - mu`` rounded
+   to ``o``, ``inv`` rounded to ``o``, the two products, ``gamma`` and ``beta`` stored in
+   ``o``, the sum, the final conversion: at most five roundings of the normalized part and
+   two of ``|beta| + |y|``, at ``o``'s unit roundoff ``u_o``, on a value already within
+   ``B_x`` (items 1-8 in x's dtype) of the truth::
+
+       B_o = (1 + u_o) B_x + 5 u_o |gamma x_hat| (1 + e_inv) + 2 u_o (|beta| + |y|)
+             + tiny_o (2 inv |gamma| + |gamma| + 4)          (flushed in o, item 4's floor)
+
+   (``e_inv`` as in item 3). A kernel that computes in x's dtype and rounds once to ``o``
+   is inside it. The domain adds ``o``'s limits (``L_o``) on what is formed in ``o``:
+   ``|x - mu| <= L_o``, ``|x - mu| inv max(|gamma|, 1) + |beta| <= L_o`` and ``inv
+   max(|gamma|, 1) <= L_o`` per slice, and nothing on ``|x|``: a kernel that casts x to
+   ``o`` before taking the moments (``inf`` for float16 past 65504) fails there.
+
 Nothing here is tuned: every term is a count of roundings times the size of what is
 rounded. A subject that stays inside ``B`` everywhere is indistinguishable from a correct
 implementation in ``dtype``; ``err / B`` is the margin reported per property.
@@ -413,6 +433,18 @@ class _OutputTerms:
             self.floor = 2 * inv * g + g + 4  # flush_to_zero_floor's factor of tiny
 
 
+def _mixed_output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation: str, out: np.dtype) -> np.ndarray:
+    """Item 9: y in ``out``, everything up to ``x - mu`` as a kernel in x's ``dtype``."""
+    b_x = _output_bound(terms, dtype, accumulation)
+    acc = accumulation_dtype(dtype, accumulation)
+    me = _moment_error(terms.st, dtype, accumulation)
+    e_inv = inv_relative_error(me.var_acc + unit_roundoff(acc) * terms.eps + float(finfo(acc).smallest_subnormal), terms.denom, unit_roundoff(acc))
+    u_o, tiny_o = unit_roundoff(out), float(finfo(out).tiny)
+    with np.errstate(invalid="ignore"):
+        b = (1 + u_o) * b_x + 5 * u_o * terms.abs_g_x_hat * (1 + e_inv) + 2 * u_o * terms.beta_y + tiny_o * terms.floor
+    return np.where(np.isnan(b), np.inf, b)
+
+
 def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") -> np.ndarray:
     """Item 4 (with item 6's precisions) at ``dtype``; item 7 under ``"float32-once"``."""
     if accumulation == "float32-once" and dtype.name in HALF:  # item 7: float32 throughout, one rounding
@@ -441,10 +473,11 @@ def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") 
     return np.where(np.isnan(b), np.inf, b)
 
 
-def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard") -> np.ndarray:
+def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard", output_dtype=None) -> np.ndarray:
     """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``
     held to ``accumulation`` (item 6: ``"float32"``, the default, or ``"input"``), of the
     ``norm`` it computes (item 8 for ``"rms"``); ``scale`` is gamma as the subject applies it.
+    ``output_dtype`` (item 9): y returned in that dtype rather than x's.
 
     ``B(dtype) + B(float64)``: the subject's rounding plus the reference's own. See the
     module docstring for every term.
@@ -459,7 +492,8 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation
     # inf: the bound is vacuous there, but a NaN or inf output still fails (err/bound NaN).
     with np.errstate(over="ignore"):
         terms = _OutputTerms(_SliceStats(x64, axes, norm), gamma_, beta, eps)
-        b = _output_bound(terms, dtype, accumulation)
+        out = np.dtype(output_dtype) if output_dtype is not None else dtype
+        b = _mixed_output_bound(terms, dtype, accumulation, out) if out != dtype else _output_bound(terms, dtype, accumulation)
         if dtype != np.float64:
             b = b + _output_bound(terms, _FLOAT64)
     return np.broadcast_to(b, x64.shape)
@@ -469,11 +503,30 @@ _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
 
 
-def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard") -> bool:
+def _output_domain(x, axes, scale, offset, epsilon, norm: str, out: np.dtype) -> bool:
+    """Item 9's limits: what a correct mixed kernel forms in ``out`` stays below ``L_o``."""
+    limit = float(finfo(out).max) / 4
+    x64 = np.asarray(x).astype(np.float64)
+    axes = tuple(axes)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        mu, var, _ = _stats(x64, axes, norm)
+        inv = 1 / np.sqrt(var + float(epsilon))
+        g = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1)
+        centred = np.abs(x64 - mu)
+        return bool(
+            (centred <= limit).all()
+            and (centred * inv * g + np.abs(np.asarray(offset, dtype=np.float64)) <= limit).all()
+            and (inv * g <= limit).all()
+        )
+
+
+def in_safe_domain(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard", output_dtype=None) -> bool:
     """True when no intermediate of a correct evaluation in ``dtype``, with its reductions
     in ``accumulation_dtype(dtype, accumulation)``, can overflow (items 5 and 6; item 8's
-    domain for ``norm="rms"``)."""
+    domain for ``norm="rms"``; item 9's output limits for an ``output_dtype``)."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
+    if output_dtype is not None and np.dtype(output_dtype) != dtype:
+        return in_safe_domain(x, axes, scale, offset, epsilon, dtype, accumulation, norm) and _output_domain(x, axes, scale, offset, epsilon, norm, np.dtype(output_dtype))
     limit_x = float(finfo(dtype).max) / 4
     limit_a = float(finfo(accumulation_dtype(dtype, accumulation)).max) / 4
     x64 = np.asarray(x).astype(np.float64)

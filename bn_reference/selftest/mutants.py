@@ -848,6 +848,38 @@ def rms_one_plus_undeclared(x, *, axes, scale, offset, epsilon, training):
     return _half_bn(x, axes, scale, offset, epsilon, training, moments=_RMS_FLOAT32, stage=_one_plus_stage)
 
 
+# Mixed precision (``bn_output_dtype``, ``tolerance`` item 9): float32 x, float16 y ---------
+
+
+@supports("float32")
+def mixed_float16_output(x, *, axes, scale, offset, epsilon, training):
+    """Correct mixed precision: float32 moments and elementwise stage, y rounded once to
+    float16 (``bn_output_dtype = "float16"``); inference returns x as float16."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    if not train:
+        with np.errstate(over="ignore"):  # the identity in float16: inf past 65504
+            return x.astype(np.float16)
+    return _compute(x, axes, scale, offset, epsilon, out=np.float16)
+
+
+mixed_float16_output.bn_output_dtype = "float16"
+
+
+@supports("float32")
+def mixed_cast_first(x, *, axes, scale, offset, epsilon, training):
+    """BUG: mixed precision that casts the float32 input to its float16 output dtype before
+    taking the moments (float32 moments of the float16 copy): a float32 x beyond 65504 becomes
+    inf, and y NaN where the mathematics gives values of order 1."""
+    x, axes, epsilon, train = _validate(x, axes, scale, offset, epsilon, training)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not train:
+            return x.astype(np.float16)
+        return _half_bn(x.astype(np.float16), axes, scale, offset, epsilon, True)
+
+
+mixed_cast_first.bn_output_dtype = "float16"
+
+
 # keras_layer_norm (correct: LayerNormalization over the reduced axes, scale and offset
 # applied after) is the built-in layer adapter, listed here so the kill matrix checks it.
 from bn_reference.subjects.keras_layers import keras_layer_norm  # noqa: E402
@@ -891,6 +923,7 @@ MUTANTS = [
     "rms_epsilon_outside_sqrt",
     "rms_squares_in_half",
     "rms_one_plus_undeclared",
+    "mixed_cast_first",
 ]
 
 CORRECT = [
@@ -903,6 +936,7 @@ CORRECT = [
     "keras_layer_norm",
     "rms_float32",
     "rms_one_plus",
+    "mixed_float16_output",
 ]
 
 

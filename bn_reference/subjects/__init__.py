@@ -53,6 +53,9 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
   ``bn_reference.subjects.kernels``; examples: examples/triton_bn.py, pallas_bn.py,
   inductor_bn.py (docs/gpu-kernels.md).
 
+* ``bn_output_dtype``: mixed precision: y's dtype, a dtype name or a callable from x's dtype
+  name (Keras under a ``mixed_float16`` policy: ``"float16"``); the reductions' contract is
+  x's, y is checked in that dtype (``tolerance`` item 9);
 * The normalization family (``bn_reference.harness.applicability`` gives each property
   to the subjects of its family; docs/subjects.md states the three contracts):
 
@@ -103,7 +106,15 @@ BUILTIN_NEEDS = {"seed_layer": ("tensorflow", "tensorflow"), "tf_nn": ("tensorfl
 # real Keras layers and fused kernels, slower per call than the default three.
 LAYER_SUBJECTS: dict[str, str] = {
     name: f"bn_reference.subjects.keras_layers:{name}"
-    for name in ("keras_batch_norm", "keras_layer_norm", "keras_group_norm", "fused_batch_norm", "fused_batch_norm_nchw")
+    for name in (
+        "keras_batch_norm",
+        "keras_layer_norm",
+        "keras_group_norm",
+        "fused_batch_norm",
+        "fused_batch_norm_nchw",
+        "keras_batch_norm_mixed_float16",
+        "keras_batch_norm_mixed_bfloat16",
+    )
 }
 # Built-in subjects of other frameworks, each behind an optional extra (``pip install
 # "bn-props[torch]"``, ``[jax]``, ``[flax]``, ``[onnxruntime]``; the Keras backends need
@@ -204,6 +215,24 @@ class Subject:
         if acc != "float32":
             raise SubjectSpecError(f"subject {self.spec!r}: bn_elementwise='float32' needs float32 reductions, not bn_accumulation={acc!r}")
         return "float32-once"
+
+    def output_dtype(self, dtype) -> str:
+        """The dtype of y for x of ``dtype`` (``bn_output_dtype``: a dtype name, or a callable
+        from x's dtype name to one; default x's own)."""
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        declared = getattr(self.fn, "bn_output_dtype", None)
+        if declared is None:
+            return name
+        out = declared(name) if callable(declared) else declared
+        out = getattr(out, "name", out)
+        if out not in KNOWN_DTYPES:
+            raise SubjectSpecError(f"subject {self.spec!r}: bn_output_dtype gives {out!r} for {name} input; known: {KNOWN_DTYPES}")
+        return out
+
+    @property
+    def mixed(self) -> bool:
+        """Whether y's dtype differs from x's in some dtype it is checked in (``bn_output_dtype``)."""
+        return any(self.output_dtype(d) != d for d in self.dtypes)
 
     @property
     def norm(self) -> str:

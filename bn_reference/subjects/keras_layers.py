@@ -249,6 +249,40 @@ def keras_batch_norm(x, *, axes, scale, offset, epsilon, training):
 keras_batch_norm.bn_axes = keras_bn_axes
 
 
+def _keras_bn_mixed(policy: str):
+    """``keras_batch_norm`` under the Keras dtype policy ``policy`` (``mixed_float16`` or
+    ``mixed_bfloat16``): float32 variables, computation in the policy's compute dtype, y in
+    it (``bn_output_dtype``). Called on float32 x, the mixed-precision case."""
+    out = policy.removeprefix("mixed_")
+
+    def subject(x, *, axes, scale, offset, epsilon, training):
+        x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+        kept = _kept(axes, x.ndim)
+        if len(kept) != 1:
+            raise ValueError(f"keras_batch_norm_{policy}: Keras BatchNormalization keeps exactly one axis; axes={axes} keeps {kept}")
+        k = kept[0]
+        layer = keras_bn_layer(x.ndim, k, x.shape[k], policy)
+        variables = np.dtype(layer.variable_dtype)
+        gamma, beta = per_feature(scale, x.shape, axes, variables), per_feature(offset, x.shape, axes, variables)
+        _fresh(layer, variables, gamma, beta, epsilon, moving=not train)
+        with np.errstate(over="ignore"):  # Keras' own cast of x to the compute dtype is what is under test
+            return np.asarray(layer(x, training=None if training is None else bool(training)))
+
+    subject.__name__ = subject.__qualname__ = f"keras_batch_norm_{policy}"
+    subject.__doc__ = (
+        f"``keras.layers.BatchNormalization(axis=k, dtype='{policy}')`` on float32 x: y in {out} "
+        "(the policy's compute dtype), gamma and beta float32 variables; otherwise as keras_batch_norm."
+    )
+    subject.bn_dtypes = ("float32",)
+    subject.bn_output_dtype = out
+    subject.bn_axes = keras_bn_axes
+    return subject
+
+
+keras_batch_norm_mixed_float16 = _keras_bn_mixed("mixed_float16")
+keras_batch_norm_mixed_bfloat16 = _keras_bn_mixed("mixed_bfloat16")
+
+
 # --------------------------------------------------------------------------------------
 # keras.layers.LayerNormalization
 # --------------------------------------------------------------------------------------
