@@ -62,6 +62,7 @@ _OPTIONS = {
     "verdict": dict(max_examples=200, derandomize=True, database=None, phases=[p for p in _NO_EXPLAIN if p is not Phase.shrink], report_multiple_bugs=False),
     "replay": dict(phases=[Phase.explicit, Phase.reuse, Phase.shrink]),
     "conformance": dict(max_examples=20, derandomize=True, database=None, phases=_NO_EXPLAIN, report_multiple_bugs=False),
+    "compiled": dict(max_examples=100, derandomize=True, database=None, phases=_NO_EXPLAIN, report_multiple_bugs=False),
 }
 PROFILES = tuple(_OPTIONS)
 # Profiles that generate exactly another profile's examples (same count, derandomized, same

@@ -47,6 +47,13 @@ __all__ = ["GROUPS", "FAMILIES", "run", "render", "page_model", "main"]
 ROOT = Path(__file__).resolve().parents[2]
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")
 PROFILE = "conformance"
+# The profile each group is published with (issue 24: a cell means something): ``ci``'s 200
+# examples per cell for the APIs that run eagerly; ``compiled``'s 100 for those that compile
+# per shape (JAX, Flax, Keras on JAX: bn_compiles, so shapes from a few buckets, each compiled
+# once), without a time budget; inductor keeps ``conformance`` and its 5-minute budget (each
+# bucket compiles C++; the page gives its examples per cell). A profile on the command line
+# (CI's regression check: ``-- --hypothesis-profile conformance``) overrides them all.
+GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "ci", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
 
 
 # group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
@@ -98,7 +105,10 @@ def run(out: Path, groups, pytest_args) -> dict:
         args = [sys.executable, "-m", "pytest", "properties", "-m", "not meta and not layers and not gradients", "--runxfail",
                 "-p", "no:cacheprovider", "-q", f"--bn-report={out / (group + '.json')}"]
         if not any(a.startswith("--hypothesis-profile") for a in pytest_args):
-            args.append(f"--hypothesis-profile={PROFILE}")
+            profile = GROUP_PROFILES.get(group, PROFILE)
+            args.append(f"--hypothesis-profile={profile}")
+            if profile == "compiled" and not any(a.startswith("--bn-budget") for a in pytest_args):
+                args.append("--bn-budget=0")  # every cell its 100 examples
         if not any(a == "-n" or a.startswith("-n") or a.startswith("--numprocesses") for a in pytest_args):
             args += ["-n", "auto"]
         for name in names:

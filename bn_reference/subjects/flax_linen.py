@@ -130,3 +130,7 @@ flax_batch_norm = _subject("batch_norm", True)
 flax_batch_norm_two_pass = _subject("batch_norm", False)
 flax_group_norm = _subject("group_norm", True)
 flax_group_norm_two_pass = _subject("group_norm", False)
+
+# XLA compiles each new shape (0.1-1 s): shapes from a few buckets (bn_reference.harness.budget).
+for _f in (flax_layer_norm, flax_layer_norm_two_pass, flax_batch_norm, flax_batch_norm_two_pass, flax_group_norm, flax_group_norm_two_pass):
+    _f.bn_compiles = True

@@ -78,3 +78,6 @@ def jax_subject(name: str, forward, api: str, *, dtypes=DTYPES, library=LIBRARY)
 
 jax_standardize = jax_subject("jax_standardize", FORWARDS["jax_standardize"], 'jax.nn.standardize(algorithm="fast")')
 jax_standardize_stable = jax_subject("jax_standardize_stable", FORWARDS["jax_standardize_stable"], 'jax.nn.standardize(algorithm="stable")')
+
+# XLA compiles each new shape (0.1-1 s): shapes from a few buckets (bn_reference.harness.budget).
+jax_standardize.bn_compiles = jax_standardize_stable.bn_compiles = True
