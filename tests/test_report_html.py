@@ -180,3 +180,34 @@ def test_cli_report_is_repeatable(tmp_path):
     assert [args[i + 1] for i, a in enumerate(args) if a == "--bn-report"] == ["out.json", "out.html"]
     parsed = cli._parser().parse_args(["check", "a:f", "--report", "out.json", "--report", "out.html"])
     assert parsed.report == ["out.json", "out.html"]
+
+
+def test_conformance_markdown_opens_with_causes_and_keeps_lines_short(tmp_path):
+    """docs/conformance.md: a causes table first (one id per cause), each finding one line
+    citing its cause's id, each cause in full once with its smallest input, and no line past
+    200 characters (the long cause texts and printed arrays are wrapped)."""
+    from bn_reference.selftest import conformance
+    from bn_reference.subjects.framework_findings import FINDINGS, specs_of
+
+    finding = next(f for f in FINDINGS if f.kind == "deviation" and f.dtypes is None)
+    subject = specs_of(finding.subjects[0])[0]
+    long_input = "Draw 1 (case): BNCase(x=float32 (64,) [" + ", ".join(["0.123456"] * 60) + "])"
+    failure = report.failure_details(f"E   AssertionError: outside\nE   {long_input}")
+    rows = [
+        {"subject": subject, "property": f"{finding.prop}[{d}]", "nodeid": f"n{d}", "outcome": "failed", "examples": 7,
+         "worst_ratio": 9.0, "duration_s": 0.1, "failure": failure}
+        for d in ("float32", "float16")
+    ] + [
+        {"subject": subject, "property": "test_zero_mean[float64]", "nodeid": "c", "outcome": "passed", "examples": 200,
+         "worst_ratio": 0.1, "duration_s": 0.1, "failure": None},
+    ]
+    (tmp_path / "pytorch.json").write_text(json.dumps(report.build({}, [subject], "ci") | {"results": rows}))
+    text, problems = conformance.render(tmp_path)
+    assert problems == 0
+    assert text.index("## Causes") < text.index("## Summary") < text.index("## Findings")
+    assert "| C1 |" in text
+    assert " ".join(text.split()).count(" ".join(finding.cause.split())) == 1  # in full once; elsewhere cited by its id
+    assert f"* `{subject}` `{finding.prop.removeprefix('test_')}` (float32, float16): deviation, C1" in text
+    assert text.count("### C1:") == 1 and "Smallest falsifying input" in text
+    assert max(len(line) for line in text.splitlines()) <= 200
+    assert "| pytorch | `ci` | 7-200 |" in text  # examples per cell, by group
