@@ -103,7 +103,7 @@ BUILTIN_NEEDS = {"seed_layer": ("tensorflow", "tensorflow"), "tf_nn": ("tensorfl
 # real Keras layers and fused kernels, slower per call than the default three.
 LAYER_SUBJECTS: dict[str, str] = {
     name: f"bn_reference.subjects.keras_layers:{name}"
-    for name in ("keras_batch_norm", "keras_layer_norm", "keras_group_norm", "fused_batch_norm", "fused_batch_norm_nchw")
+    for name in ("keras_batch_norm", "keras_masked_batch_norm", "keras_layer_norm", "keras_group_norm", "fused_batch_norm", "fused_batch_norm_nchw")
 }
 # Built-in subjects of other frameworks, each behind an optional extra (``pip install
 # "bn-props[torch]"``, ``[jax]``, ``[flax]``, ``[onnxruntime]``; the Keras backends need
