@@ -5,7 +5,6 @@ properties/test_masked.py, checked on the mutants by tests/test_kill_matrix.py).
 import numpy as np
 import pytest
 from hypothesis import find, settings
-from hypothesis import strategies as st
 
 from bn_reference.harness.applicability import applies
 from bn_reference.mathematics import masked

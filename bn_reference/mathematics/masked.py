@@ -90,7 +90,9 @@ __all__ = [
     "MaskedCase",
     "draw_masked_case",
     "empty_slices",
+    "with_an_empty_slice",
     "counts",
+    "cover",
 ]
 
 
