@@ -17,6 +17,7 @@ __all__ = [
     "check_affine",
     "check_epsilon",
     "check_training",
+    "check_mask",
 ]
 
 
@@ -106,3 +107,18 @@ def check_training(training) -> bool:
     if training is None or isinstance(training, (bool, np.bool_)):
         return bool(training)
     raise TypeError(f"training must be True, False or None, got {training!r}")
+
+
+def check_mask(mask, shape) -> np.ndarray:
+    """``mask`` must be a bool NumPy array broadcastable to ``shape`` (x's): returns it
+    broadcast to ``shape`` (a read-only view). Errors name ``mask``."""
+    if not isinstance(mask, (np.ndarray, np.bool_)) or np.asarray(mask).dtype != np.bool_:
+        what = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise TypeError(f"mask must be a bool numpy array (True = counted), got {what}")
+    mask = np.asarray(mask)
+    if mask.ndim > len(shape):
+        raise ValueError(f"mask of shape {mask.shape} has more dimensions than x of shape {tuple(shape)}")
+    try:
+        return np.broadcast_to(mask, tuple(shape))
+    except ValueError:
+        raise ValueError(f"mask of shape {mask.shape} does not broadcast to x of shape {tuple(shape)}") from None

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from bn_reference.mathematics.reference import first_of_each_slice
-from bn_reference.mathematics.validation import check_x, normalize_axes
+from bn_reference.mathematics.validation import check_mask, check_x, normalize_axes
 from bn_reference.subjects import check_call, supports
 
 __all__ = ["MUTANTS", "CORRECT", "specs"]
@@ -943,3 +943,92 @@ CORRECT = [
 def specs(names) -> list[str]:
     """``--bn-impl`` specs for names in this module."""
     return [f"{__name__}:{n}" for n in names]
+
+
+# --------------------------------------------------------------------------------------
+# Masked moments (``bn_mask = True``, ``bn_reference/mathematics/masked.py``): a correct
+# kernel and one wrong step each. Absent a mask (the plain properties' call) every one of
+# them is the correct ``float32_two_pass``: the bugs live in the mask's handling only.
+# --------------------------------------------------------------------------------------
+
+
+def _masked_sums(x, axes, mask, divisor):
+    """Two-pass moments of the counted elements: uncounted terms replaced by exact zeros
+    (``where``), each sum divided by ``divisor(weights broadcast to x)``."""
+    w = np.broadcast_to(mask, x.shape)
+    d = divisor(w).astype(x.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):  # only the NaN mutant divides by 0
+        mu = np.where(w, x, x.dtype.type(0)).sum(axis=axes, keepdims=True) / d
+        var = np.where(w, np.square(x - mu), x.dtype.type(0)).sum(axis=axes, keepdims=True) / d
+    return mu, var
+
+
+def _count_at_least_one(axes, mask):
+    return lambda w: np.maximum(w.sum(axis=axes, keepdims=True), 1)
+
+
+def _masked_bn(x, axes, scale, offset, epsilon, training, mask, divisor):
+    """``_half_bn`` (float32 reductions for half x) with the masked moments of
+    ``_masked_sums``; no mask: the plain two-pass kernel."""
+    if mask is None:
+        return _half_bn(x, axes, scale, offset, epsilon, training)
+    x, axes, _, _ = _validate(x, axes, scale, offset, epsilon, training)
+    counted = check_mask(mask, x.shape)  # broadcast to x; ``divisor`` also sees the mask as given
+    moments = _reduce_in_float32(functools.partial(_masked_sums, mask=counted, divisor=divisor(axes, mask)))
+    return _half_bn(x, axes, scale, offset, epsilon, training, moments=moments)
+
+
+@supports(*ALL_DTYPES)
+def masked_two_pass(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """Correct: masked two-pass moments (``where(mask, x, 0)`` summed, divided by
+    ``max(n_p, 1)``: an empty slice gets (0, 0)), float32 reductions for half x, the
+    elementwise stage of ``float32_two_pass``; ``mask`` absent: the plain kernel."""
+    return _masked_bn(x, axes, scale, offset, epsilon, training, mask, _count_at_least_one)
+
+
+@supports(*MUTANT_DTYPES)
+def masked_mask_ignored(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """BUG: accepts ``mask`` and ignores it: the moments of every element."""
+    if mask is not None:
+        check_mask(mask, np.shape(x))
+    return _half_bn(x, axes, scale, offset, epsilon, training)
+
+
+@supports(*MUTANT_DTYPES)
+def masked_divided_by_n(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """BUG: the masked sums divided by the slice's size N instead of its count n_p."""
+    return _masked_bn(x, axes, scale, offset, epsilon, training, mask, lambda axes, mask: lambda w: np.full(
+        (1,) * w.ndim, int(np.prod([w.shape[a] for a in axes]))))
+
+
+def _count_before_broadcast(axes, mask):
+    """n_p counted from the mask as given, over the reduced axes it has (a size-1 or missing
+    axis counts once where the broadcast mask counts its length)."""
+
+    def count(w):
+        m = np.asarray(mask)
+        lead = w.ndim - m.ndim
+        m = m.reshape((1,) * lead + m.shape)
+        return np.maximum(m.sum(axis=axes, keepdims=True), 1)
+
+    return count
+
+
+@supports(*MUTANT_DTYPES)
+def masked_count_before_broadcast(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """BUG (shipped once: statistics 5-40x wrong): the sums use the mask broadcast to x, the
+    count ``n_p`` is taken from the mask before broadcasting."""
+    return _masked_bn(x, axes, scale, offset, epsilon, training, mask, _count_before_broadcast)
+
+
+@supports(*MUTANT_DTYPES)
+def masked_empty_slice_nan(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """BUG: the masked sums divided by the bare count: an empty slice is 0/0 = NaN."""
+    return _masked_bn(x, axes, scale, offset, epsilon, training, mask, lambda axes, mask: lambda w: w.sum(axis=axes, keepdims=True))
+
+
+for _f in (masked_two_pass, masked_mask_ignored, masked_divided_by_n, masked_count_before_broadcast, masked_empty_slice_nan):
+    _f.bn_mask = True
+
+MUTANTS += ["masked_mask_ignored", "masked_divided_by_n", "masked_count_before_broadcast", "masked_empty_slice_nan"]
+CORRECT += ["masked_two_pass"]

@@ -62,7 +62,10 @@ unchanged; ``f`` must not modify ``x``. Optional attributes a subject may carry:
   * ``bn_norm``: ``"standard"`` (default: ``(x - mu) / sqrt(sigma^2 + eps)``) or ``"rms"``
     (RMSNorm: ``x / sqrt(mean_A(x^2) + eps)``, no centring); ``bn_scale``: ``"plain"``
     (default: ``gamma = scale``) or ``"one_plus"`` (Gemma's ``gamma = 1 + scale``);
-  * ``bn_mask = True``: the subject takes an extra keyword ``mask`` (masked moments);
+  * ``bn_mask = True``: the subject takes an extra keyword ``mask=None``, a bool array
+    broadcastable to x (True = counted): each slice's mean and biased variance over its
+    counted elements, EVERY element normalized with them, an empty slice at (0, 0); absent
+    (the plain properties' call): every element counted (``bn_reference/mathematics/masked.py``);
   * ``bn_replicas = R``: the subject takes the batch as R shards and returns R outputs
     (moments synchronized across replicas).
 
@@ -108,6 +111,7 @@ LAYER_SUBJECTS: dict[str, str] = {
     name: f"bn_reference.subjects.keras_layers:{name}"
     for name in (
         "keras_batch_norm",
+        "keras_masked_batch_norm",
         "keras_layer_norm",
         "keras_group_norm",
         "fused_batch_norm",

@@ -116,6 +116,25 @@ KNOWN_DEVIATIONS += [
     Deviation(spec, "test_inference_returns_input", _KERAS_BN_INFERENCE)
     for name in _KERAS_MIXED
     for spec in (name, f"bn_reference.subjects.keras_layers:{name}")
+_KERAS_MASKED_COUNT_EPSILON = (
+    "Keras BatchNormalization's masked moments divide by the count plus Keras' fuzz factor: "
+    "`mean = masked_input_sum / (sum_of_weights + backend.epsilon())` and `variance = "
+    "weighted_distsq / (sum_of_weights + backend.epsilon())`, backend.epsilon() = 1e-7 "
+    "(keras/src/layers/normalization/batch_normalization.py, BatchNormalization._moments, "
+    "Keras 3.15). So mu_p and sigma_p^2 come out n_p / (n_p + 1e-7) times the masked moments: "
+    "relative error 1e-7 / n_p, far above float64's unit roundoff (1.1e-16) and below float32's "
+    "error model (1.5 gamma_{n_p+2} max|x| >= 2.7e-7 max|x|: float32, float16 and bfloat16, "
+    "computed in float32, pass). Observed, float64: a slice with one counted element x = 0.2645 "
+    "gives y = 8.36e-7 where the law says beta = 0 (x (1 - 1/(1 + 1e-7)) / sqrt(1e-3)); an "
+    "all-True mask differs from the unmasked call (tf.nn.moments, no fuzz) the same way."
+)
+KNOWN_DEVIATIONS += [
+    Deviation(spec, prop, _KERAS_MASKED_COUNT_EPSILON, "float64")
+    for spec in ("keras_masked_batch_norm", "bn_reference.subjects.keras_layers:keras_masked_batch_norm")
+    for prop in ("test_agrees_with_masked_moments", "test_all_true_mask_is_plain_normalization")
+] + [
+    Deviation(spec, "test_inference_returns_input", _KERAS_BN_INFERENCE)
+    for spec in ("keras_masked_batch_norm", "bn_reference.subjects.keras_layers:keras_masked_batch_norm")
 ]
 
 _TF_FLOAT16_GRADIENT_SUMS = (

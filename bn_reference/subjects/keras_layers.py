@@ -70,10 +70,11 @@ import math
 import numpy as np
 
 from bn_reference.subjects import check_call, supports
-from bn_reference.mathematics.validation import check_x, normalize_axes
+from bn_reference.mathematics.validation import check_mask, check_x, normalize_axes
 
 __all__ = [
     "keras_batch_norm",
+    "keras_masked_batch_norm",
     "keras_layer_norm",
     "keras_group_norm",
     "fused_batch_norm",
@@ -281,6 +282,62 @@ def _keras_bn_mixed(policy: str):
 
 keras_batch_norm_mixed_float16 = _keras_bn_mixed("mixed_float16")
 keras_batch_norm_mixed_bfloat16 = _keras_bn_mixed("mixed_bfloat16")
+
+
+@supports(*ALL_DTYPES)
+def keras_masked_batch_norm(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """``keras.layers.BatchNormalization`` called with ``mask`` (``bn_mask = True``): the
+    masked-moments contract (``bn_reference/mathematics/masked.py``). Without ``mask``:
+    ``keras_batch_norm``.
+
+    Keras takes a mask of x's rank minus one and broadcasts it along x's LAST axis
+    (``call()`` raises ``ValueError`` otherwise; ``_moments``: ``expand_dims(mask, -1)``),
+    so the adapter moves the kept axis k last and builds ``BatchNormalization(axis=-1)``.
+    The contract's mask may differ from one kept position to the next, which Keras' mask
+    cannot say: the adapter calls the layer once per distinct mask pattern along k (once
+    when the mask has size 1 on k, Keras' own case) and takes, from each call, the
+    features that have that pattern (the features are normalized independently: feature
+    c's output reads only feature c's elements, its gamma and beta). Training only: in
+    inference Keras ignores the mask (moving statistics; ``keras_batch_norm``'s deviation).
+
+    The layer is built with ``axis=-1`` (Keras' default), not the positive index of the
+    last axis: measured on Keras 3.15 / TF, ``BatchNormalization(axis=1)`` on a (n, 1) x
+    with a mask raises ``IndexError: tuple index out of range``. ``_moments`` returns
+    ``ops.squeeze(mean)``, rank 0 for a single feature, and the TF backend's
+    ``batch_normalization`` (keras/src/backend/tensorflow/nn.py) reshapes it with
+    ``shape[axis] = mean.shape[0]`` whenever ``axis != -1``. With ``axis=-1`` that reshape
+    is skipped and the rank-0 moments broadcast. Recorded deviation (float64 only): the
+    masked moments are divided by ``count + 1e-7`` (``bn_reference.subjects.deviations``).
+    """
+    if mask is None:
+        return keras_batch_norm(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    counted = check_mask(mask, x.shape)
+    if not train:
+        return keras_batch_norm(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+    kept = _kept(axes, x.ndim)
+    if len(kept) != 1:
+        raise ValueError(
+            f"keras_masked_batch_norm: Keras BatchNormalization keeps exactly one axis (its `axis`); "
+            f"axes={axes} of a rank-{x.ndim} x keeps {kept} (see keras_masked_batch_norm.bn_axes)"
+        )
+    k = kept[0]
+    xt = np.ascontiguousarray(np.moveaxis(x, k, -1))
+    mt = np.moveaxis(counted, k, -1).reshape(-1, xt.shape[-1])  # one column per feature
+    layer = keras_bn_layer(x.ndim, -1, xt.shape[-1], x.dtype.name)  # -1: see the docstring
+    gamma, beta = per_feature(scale, x.shape, axes, x.dtype), per_feature(offset, x.shape, axes, x.dtype)
+    _fresh(layer, x.dtype, gamma, beta, epsilon, moving=False)
+    out = np.empty(xt.shape, dtype=x.dtype)
+    patterns, which = np.unique(mt.T, axis=0, return_inverse=True)
+    for i, pattern in enumerate(patterns):
+        features = np.flatnonzero(np.ravel(which) == i)
+        y = np.asarray(layer(xt, training=True, mask=np.ascontiguousarray(pattern.reshape(xt.shape[:-1]))))
+        out[..., features] = y[..., features]
+    return np.moveaxis(out, -1, k)
+
+
+keras_masked_batch_norm.bn_axes = keras_bn_axes
+keras_masked_batch_norm.bn_mask = True
 
 
 # --------------------------------------------------------------------------------------
