@@ -106,7 +106,10 @@ def _worker(rank: int, replicas: int, port: int, conn) -> None:
     conn.send("ready")
     try:
         while True:
-            request = conn.recv()
+            try:
+                request = conn.recv()
+            except EOFError:  # the parent is gone without saying so
+                break
             if request is None:
                 break
             try:
