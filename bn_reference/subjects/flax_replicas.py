@@ -7,7 +7,7 @@
 R devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=R`` before ``jax`` is
 imported, so the layer runs in a child process of its own
 (``bn_reference.subjects._flax_replicas_worker``; started at the first call, kept for the
-life of this process, closed at exit; the pipe machinery is ``keras_backends``' worker's).
+life of this process, closed at exit: ``replica_workers``).
 
 ``shard_map`` gives every device a block of one shape, and the replicas contract's shards
 are of unequal sizes (some empty): each shard is rearranged to (K, n_i, ...) (K kept
@@ -28,61 +28,24 @@ laws (``bn_reference/subjects/deviations.py``).
 """
 from __future__ import annotations
 
-import atexit
-import importlib.util
-import os
-import subprocess
-import sys
-
 import numpy as np
 
 from bn_reference.mathematics.replicas import check_replica_call
-from bn_reference.subjects._framework import FrameworkMissing, affine_after, kept_last
-from bn_reference.subjects.keras_backends import _Worker
+from bn_reference.subjects.replica_workers import blocks, outputs, worker
 
 __all__ = ["REPLICAS", "flax_sync_batch_norm", "flax_sync_batch_norm_two_pass", "LIBRARY"]
 
 LIBRARY = "flax"
 REPLICAS = 2
+_ENV = {
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={REPLICAS}",  # before jax is imported: the child's own
+    "JAX_PLATFORMS": "cpu",
+    "JAX_ENABLE_X64": "1",
+}
 
 
-class _FlaxWorker(_Worker):
-    """The child running Flax on ``REPLICAS`` host devices (``_flax_replicas_worker``)."""
-
-    def __init__(self, replicas: int):
-        super().__init__("jax")
-        self.label = f"Flax replicas ({replicas} devices)"
-        self.replicas = replicas
-
-    def _start(self):
-        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={self.replicas}".strip()
-        env = {**os.environ, "XLA_FLAGS": flags, "BN_REPLICAS": str(self.replicas), "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bn_reference.subjects._flax_replicas_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-
-
-_WORKER: _FlaxWorker | None = None
-
-
-def _worker() -> _FlaxWorker:
-    global _WORKER
-    if _WORKER is None:
-        for module in ("jax", "flax"):  # checked, not imported: JAX runs in the child only
-            if importlib.util.find_spec(module) is None:
-                raise FrameworkMissing(f'flax_sync_batch_norm needs {module}, which is not installed: pip install "bn-props[flax]"')
-        _WORKER = _FlaxWorker(REPLICAS)
-    return _WORKER
-
-
-@atexit.register
-def _close():
-    if _WORKER is not None:
-        _WORKER.close()
+def _worker():
+    return worker("bn_reference.subjects._flax_replicas_worker", REPLICAS, "flax_sync_batch_norm", _ENV, ("jax", "flax"), "flax")
 
 
 def _padded_length(n: int) -> int:
@@ -93,7 +56,7 @@ def _sync(shards, axes, scale, offset, epsilon, training, fast: bool):
     shards, axes, epsilon, normalize = check_replica_call(shards, REPLICAS, axes, scale, offset, epsilon, training)
     if not normalize:
         return [s.copy() for s in shards]
-    arranged = [kept_last(s, axes) for s in shards]  # (K, n_i, ...)
+    arranged = blocks(shards, axes)  # (K, n_i, ...)
     sizes = [a.shape[1] for a, _ in arranged]
     block = arranged[0][0].shape
     length = _padded_length(max(sizes))
@@ -103,10 +66,7 @@ def _sync(shards, axes, scale, offset, epsilon, training, fast: bool):
         stacked[i, :, :n] = a
         mask[i, :, :n] = True
     y = _worker().call("sync_bn", stacked, mask, epsilon, fast)
-    return [
-        affine_after(undo(y[i, :, :n]), scale, offset, s.dtype)
-        for i, ((_, undo), n, s) in enumerate(zip(arranged, sizes, shards))
-    ]
+    return outputs([y[i, :, :n] for i, n in enumerate(sizes)], arranged, shards, scale, offset)
 
 
 def flax_sync_batch_norm(shards, *, axes, scale, offset, epsilon, training):
