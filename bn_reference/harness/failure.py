@@ -218,6 +218,8 @@ def encode_call(call: Call) -> dict:
         "kwargs": {k: _encode(v) for k, v in call.kwargs.items()},
         # the memory layout of the call's arrays, as source (``bn_reference.mathematics.layouts.Layout``)
         "layout": repr(call.layout) if call.layout is not None else "Layout('C')",
+        # a replicas subject's call: x was passed cut along ``axis`` into shards of ``sizes``
+        "shards": None if call.shards is None else {"axis": int(call.shards[0]), "sizes": [int(k) for k in call.shards[1]]},
     }
 
 

@@ -43,7 +43,8 @@ Schema (``SCHEMA``, JSON Schema draft 2020-12)::
                "function": null,                     # null: subject(...); else subject.<function>(...)
                "x": {"dtype": "float32", "shape": [3], "hex": "bebced3e..."},  # exact bytes, C order
                "kwargs": {"axes": [0], "scale": 1.0, "offset": 0.0, "epsilon": 0.001, "training": true},
-               "layout": "Layout('F')"}                # the memory layout x and the array kwargs came in
+               "layout": "Layout('F')",                # the memory layout x and the array kwargs came in
+               "shards": null}                         # replicas: {"axis": 0, "sizes": [2, 0, 3]}, x cut so
             ],                                       # an array argument: {"array": {dtype, shape, hex}}
             "repro": ".bn-props/repro/repro_test_x.py"  # the runnable repro script
           }
@@ -118,6 +119,17 @@ SCHEMA = {
                 "function": {"type": ["string", "null"]},
                 "x": {"$ref": "#/$defs/array"},
                 "layout": {"type": "string"},  # the memory layout, as source: "Layout('F')" (mathematics/layouts.py)
+                "shards": {  # a replicas subject's call: x cut along axis into shards of sizes (null otherwise)
+                    "anyOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["axis", "sizes"],
+                            "additionalProperties": False,
+                            "properties": {"axis": {"type": "integer"}, "sizes": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+                        },
+                    ]
+                },
                 "kwargs": {
                     "type": "object",
                     "additionalProperties": {

@@ -89,7 +89,16 @@ def snippet(nodeid: str, spec: str, params: dict, calls: list, longrepr: str) ->
         args = ", ".join(f"{k}={_in_layout(v, c.layout if laid_out else None)}" for k, v in c.kwargs.items())
         fn = "subject" if c.function is None else f"subject.{c.function}"
         lines += [f"# {c.label}" + (f" (arrays in memory as: {c.layout.describe(c.x.ndim)})" if laid_out else "")]
-        if laid_out:
+        if c.shards is not None:  # a replicas subject: the batch cut into shards (bn_replicas)
+            axis, sizes = c.shards
+            cuts = [int(k) for k in np.cumsum(sizes)[:-1]]
+            layout = c.layout if laid_out else None
+            lines += [
+                f"x{i} = {literal(c.x)}",
+                f"shards{i} = [{layout!r}.apply(s) for s in np.split(x{i}, {cuts}, axis={axis})]" if layout else f"shards{i} = [s.copy() for s in np.split(x{i}, {cuts}, axis={axis})]",
+                f"y{i} = {fn}(shards{i}, {args})",
+            ]
+        elif laid_out:
             lines += [f"x{i} = {c.layout!r}.apply({literal(c.x)})", f"y{i} = {fn}(x{i}, {args})"]
         else:
             lines += [f"x{i} = {literal(c.x)}", f"y{i} = {fn}(x{i}.copy(), {args})"]

@@ -53,6 +53,7 @@ class Call:
     kwargs: dict
     function: str | None = None
     layout: object = None
+    shards: tuple | None = None  # ``(axis, sizes)``: x was passed cut into shards of these sizes (bn_replicas)
 
 
 @dataclass
@@ -94,11 +95,12 @@ def count_example() -> None:
         t.example_worst = 0.0
 
 
-def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str | None = None, layout=None) -> None:
-    """Remember a subject call of the current example (for the failure report and its repro)."""
+def record_call(x: np.ndarray, kwargs: dict, label: str = "BN(x)", function: str | None = None, layout=None, shards=None) -> None:
+    """Remember a subject call of the current example (for the failure report and its repro);
+    ``shards = (axis, sizes)``: the subject got x cut into shards (``Call.shards``)."""
     t = _tracker.get()
     if t is not None:
-        t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function, layout))
+        t.calls.append(Call(label, np.array(x, copy=True), dict(kwargs), function, layout, shards))
         t.covered.update(_call_labels(x, kwargs))
         if layout is not None:
             t.covered.add(f"layout: {layout.label}")

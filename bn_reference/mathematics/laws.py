@@ -19,6 +19,7 @@ from bn_reference.mathematics.tolerance import bound, moment_error, times, unit_
 
 __all__ = [
     "call",
+    "call_with",
     "run",
     "output_bound",
     "expected_output",
@@ -51,6 +52,17 @@ def call(subject, case: BNCase, x: np.ndarray | None = None, *, label: str = "BN
         checks.cover("slice size: at a block boundary (k 2^p - 1, k 2^p, k 2^p + 1)")
     with provoked_warnings() if edge_input else contextlib.nullcontext():
         return _subject_call(subject, x, **kwargs)
+
+
+def call_with(subject, arg, case: BNCase, *, label: str, record: np.ndarray, shards=None, **overrides):
+    """``call`` for a subject that takes something else than x first (a replicas subject's
+    list of shards, ``bn_reference.mathematics.replicas``): ``arg`` is passed as it is,
+    ``record`` (the whole batch) is what the failure report and the repro show, with
+    ``shards = (axis, sizes)`` saying how it was cut."""
+    __tracebackhide__ = True
+    kwargs = case.kwargs(**overrides)
+    checks.record_call(record, kwargs, label, layout=case.layout, shards=shards)
+    return _subject_call(subject, arg, **kwargs)
 
 
 @contextlib.contextmanager
@@ -299,12 +311,21 @@ def chan_merge(parts):
     return n, m, var
 
 
+def between_chunks_error(s, d):
+    """How far the between-chunk term ``sum w_i (m_i - m)^2`` (weights ``w_i`` summing to 1)
+    can be from ``sum w_i delta_i^2`` when each deviation ``m_i - m`` is within ``d`` of the
+    exact ``delta_i``, ``|delta_i| <= s``: ``|(delta + e)^2 - delta^2| <= 2 |delta| |e| + e^2``,
+    so at most ``2 s d + d^2`` (0 * inf = 0: ``tolerance.times``)."""
+    return 2 * times(s, d) + np.square(d)
+
+
 def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts, accumulation: str = "float32") -> None:
     """Moments of the chunks ``np.split(x, cuts, axis)`` (``axis`` in ``axes``), merged with
     ``chan_merge``, against ``moments_fn`` of the whole. Writing the merged variance as
     sum n_i v_i / n + sum n_i (m_i - m)^2 / n, each chunk's errors enter weighted by n_i / n,
     and moving the chunk means by at most E moves the second sum by at most 4 s E + 12 E^2
-    (s = max |m_i - m|); the whole's own moment error is added (all under ``accumulation``)."""
+    (s = max |m_i - m|: ``between_chunks_error(s + 2E, 2E)``); the whole's own moment error
+    is added (all under ``accumulation``)."""
     __tracebackhide__ = True
     moments_fn = _guarded(moments_fn)
     parts, errors = [], []
@@ -322,7 +343,8 @@ def check_parallel_merge(moments_fn, x: np.ndarray, axes, axis: int, cuts, accum
     with np.errstate(invalid="ignore", over="ignore"):
         s = np.max([np.abs(m - m_merged) for _, m, _ in parts], axis=0)
         mean_tol = sum(k * e.mean for (k, _, _), e in zip(parts, errors)) / n + e_whole.mean
-        var_tol = sum(k * e.var for (k, _, _), e in zip(parts, errors)) / n + 4 * times(s, e_max) + 12 * e_max**2 + e_whole.var
+        # |mu_i - mu| <= s + 2E from the computed means; each deviation off by at most 2E
+        var_tol = sum(k * e.var for (k, _, _), e in zip(parts, errors)) / n + between_chunks_error(s + 2 * e_max, 2 * e_max) + e_whole.var
     checks.assert_within(
         m_merged, m_whole, mean_tol, law="parallel merge: Chan-merged mean = mean of the whole",
         got="Chan merge of the chunks' means", want="mean of the whole",

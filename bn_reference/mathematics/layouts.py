@@ -77,7 +77,10 @@ class Layout:
             return np.array(a, order="F", copy=True)
         if kind == "permuted":
             order = self._order_for(a.ndim)
-            return np.ascontiguousarray(a.transpose(order)).transpose(np.argsort(order))
+            # np.array(..., copy=True), not np.ascontiguousarray: that returns ``a`` itself when the
+            # transposed view is already contiguous (rank 1, identity order), and a subject
+            # writing into its input would then write into the harness's copy of x
+            return np.array(a.transpose(order), order="C", copy=True).transpose(np.argsort(order))
         if kind == "strided":
             base = np.zeros(tuple(2 * s for s in a.shape), dtype=a.dtype)
             view = base[(slice(None, None, 2),) * a.ndim]
@@ -85,7 +88,7 @@ class Layout:
             return view
         if kind == "reversed":
             flip = (slice(None, None, -1),) * a.ndim
-            return np.ascontiguousarray(a[flip])[flip]
+            return np.array(a[flip], order="C", copy=True)[flip]
         if kind == "readonly":
             out = np.array(a, order="C", copy=True)
             out.flags.writeable = False

@@ -445,10 +445,12 @@ def _mixed_output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation: str,
     return np.where(np.isnan(b), np.inf, b)
 
 
-def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") -> np.ndarray:
-    """Item 4 (with item 6's precisions) at ``dtype``; item 7 under ``"float32-once"``."""
+def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32", moments: MomentError | None = None) -> np.ndarray:
+    """Item 4 (with item 6's precisions) at ``dtype``; item 7 under ``"float32-once"``.
+    ``moments``: the moments' errors when they are not items 1, 2 and 6's of one reduction
+    (moments merged across replicas: ``replicas.merged_moment_error``)."""
     if accumulation == "float32-once" and dtype.name in HALF:  # item 7: float32 throughout, one rounding
-        b32 = _output_bound(terms, _FLOAT32, "float32")
+        b32 = _output_bound(terms, _FLOAT32, "float32", moments)
         u = unit_roundoff(dtype)
         with np.errstate(invalid="ignore"):
             b = b32 + u * (terms.abs_y + b32) + float(finfo(dtype).smallest_subnormal) / 2
@@ -456,7 +458,7 @@ def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") 
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     acc = accumulation_dtype(dtype, accumulation)
     v = unit_roundoff(acc)
-    me = _moment_error(terms.st, dtype, accumulation)
+    me = _moment_error(terms.st, dtype, accumulation) if moments is None else moments
     inv, g = terms.inv, terms.g
     d_eps = v * terms.eps + float(finfo(acc).smallest_subnormal)
     e_inv = inv_relative_error(me.var_acc + d_eps, terms.denom, v)
@@ -473,14 +475,15 @@ def _output_bound(terms: _OutputTerms, dtype: np.dtype, accumulation="float32") 
     return np.where(np.isnan(b), np.inf, b)
 
 
-def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard", output_dtype=None) -> np.ndarray:
+def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", norm: str = "standard", output_dtype=None, moments: MomentError | None = None) -> np.ndarray:
     """Per-element bound on |y_subject - y_float64| for a correct subject in ``dtype``
     held to ``accumulation`` (item 6: ``"float32"``, the default, or ``"input"``), of the
     ``norm`` it computes (item 8 for ``"rms"``); ``scale`` is gamma as the subject applies it.
     ``output_dtype`` (item 9): y returned in that dtype rather than x's.
 
     ``B(dtype) + B(float64)``: the subject's rounding plus the reference's own. See the
-    module docstring for every term.
+    module docstring for every term. ``moments`` replaces the subject's moment errors
+    (items 1, 2, 6) in item 4 when its moments come from elsewhere (merged across replicas).
     """
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
     x64 = np.asarray(x).astype(np.float64)
@@ -493,8 +496,8 @@ def bound(x, axes, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation
     with np.errstate(over="ignore"):
         terms = _OutputTerms(_SliceStats(x64, axes, norm), gamma_, beta, eps)
         out = np.dtype(output_dtype) if output_dtype is not None else dtype
-        b = _mixed_output_bound(terms, dtype, accumulation, out) if out != dtype else _output_bound(terms, dtype, accumulation)
-        if dtype != np.float64:
+        b = _mixed_output_bound(terms, dtype, accumulation, out) if out != dtype else _output_bound(terms, dtype, accumulation, moments)
+        if dtype != np.float64 or moments is not None:  # the reference's own error (float64: with merged moments the subject's bound is not the reference's)
             b = b + _output_bound(terms, _FLOAT64)
     return np.broadcast_to(b, x64.shape)
 

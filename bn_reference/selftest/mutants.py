@@ -1032,3 +1032,75 @@ for _f in (masked_two_pass, masked_mask_ignored, masked_divided_by_n, masked_cou
 
 MUTANTS += ["masked_mask_ignored", "masked_divided_by_n", "masked_count_before_broadcast", "masked_empty_slice_nan"]
 CORRECT += ["masked_two_pass"]
+
+
+# Replicas (``bn_replicas = R``, synchronized batch norm): the batch comes as R shards, each
+# normalized with the moments of the whole (``bn_reference.subjects.numpy_replicas``, Chan's
+# merge, is the correct one). A mutant is one wrong merge plugged into its skeleton; caught
+# by ``properties/test_replicas.py``.
+# --------------------------------------------------------------------------------------
+
+from bn_reference.subjects.numpy_replicas import REPLICAS, replicas_bn, sync_batch_norm  # noqa: E402
+
+
+def _merge_without_between_term(parts):
+    """The size-weighted mean of the means and of the variances: sum w_i var_i, without the
+    between-shard term sum w_i (mu_i - mu)^2."""
+    n = sum(k for k, _, _ in parts)
+    return n, sum(k * m for k, m, _ in parts) / n, sum(k * v for k, _, v in parts) / n
+
+
+def _merge_equal_weights(parts):
+    """Chan's merge with every non-empty shard weighted 1 / R', whatever its size."""
+    r = len(parts)
+    mean = sum(m for _, m, _ in parts) / r
+    return r, mean, sum(v + np.square(m - mean) for _, m, v in parts) / r
+
+
+def _replicas_mutant(merge, doc):
+    def mutant(shards, *, axes, scale, offset, epsilon, training):
+        return replicas_bn(shards, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training, merge=merge)
+
+    mutant.__doc__ = doc
+    mutant.bn_replicas = REPLICAS
+    mutant.bn_dtypes = MUTANT_DTYPES
+    return mutant
+
+
+replicas_averaged_variances = _replicas_mutant(
+    _merge_without_between_term, "Wrong: the merged variance averages the shards' variances (no between-shard term)."
+)
+replicas_equal_weights = _replicas_mutant(
+    _merge_equal_weights, "Wrong: Chan's merge weighting every non-empty shard equally, whatever its size."
+)
+
+
+def replicas_unsynchronized(shards, *, axes, scale, offset, epsilon, training):
+    """Wrong: no synchronization, each replica normalizes its shard with its own moments."""
+    return [
+        replicas_bn([s], axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training, replicas=1)[0]
+        for s in shards
+    ]
+
+
+def replicas_in_place(shards, *, axes, scale, offset, epsilon, training):
+    """Wrong: right values, but written into the shards it was given (when writeable) and
+    those returned."""
+    out = sync_batch_norm(shards, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
+    for s, y in zip(shards, out):
+        if s.flags.writeable:
+            s[...] = y
+    return [s if s.flags.writeable else y for s, y in zip(shards, out)]
+
+
+def replicas_training_ignored(shards, *, axes, scale, offset, epsilon, training):
+    """Wrong: normalizes whatever ``training`` is."""
+    return sync_batch_norm(shards, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=True)
+
+
+for _mutant in (replicas_unsynchronized, replicas_in_place, replicas_training_ignored):
+    _mutant.bn_replicas = REPLICAS
+    _mutant.bn_dtypes = MUTANT_DTYPES
+
+MUTANTS += ["replicas_averaged_variances", "replicas_equal_weights", "replicas_unsynchronized", "replicas_in_place", "replicas_training_ignored"]
+CORRECT += ["sync_batch_norm"]

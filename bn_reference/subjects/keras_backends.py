@@ -60,6 +60,7 @@ class _Worker:
 
     def __init__(self, backend: str):
         self.backend = backend
+        self.label = f"Keras {backend}"  # how an error names the child (flax_replicas' worker names itself)
         self.proc = None
         self.lock = threading.Lock()
 
@@ -86,7 +87,7 @@ class _Worker:
             except (EOFError, BrokenPipeError, pickle.UnpicklingError) as exc:
                 code = self.proc.poll()
                 self.proc = None
-                raise KerasBackendError(f"the Keras {self.backend} worker died (exit code {code}) during {op!r}: {exc!r}") from None
+                raise KerasBackendError(f"the {self.label} worker died (exit code {code}) during {op!r}: {exc!r}") from None
         if status == "error":
             raise KerasBackendError(value)
         return value

@@ -5,6 +5,8 @@ half precision is where normalization kernels break. ``probe(spec)`` makes one t
 training call per dtype (``x`` a 2 x 3 array of that dtype, ``axes=(0,)``) and reports each
 dtype as accepted (the call returned) or refused (it raised: the exception's first line).
 Whether the result is *right* is not its business: the properties check every accepted dtype.
+A replicas subject (``bn_replicas = R``) gets the same 2 x 3 batch as its contract says, cut
+into R shards along axis 0 (``numpy.array_split``: with R > 2, some shards are empty).
 
 The calls run in a child process (``python -m bn_reference.subjects.probe SPEC``), so that
 a subject which crashes the interpreter, exits or hangs in native code costs a refusal, not
@@ -40,13 +42,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
 
 
-def probe_in_process(fn, dtypes=PROBE_DTYPES):
-    """Yield ``(dtype, None if accepted else the refusal's first line)``, one call per dtype, here."""
+def probe_in_process(fn, dtypes=PROBE_DTYPES, replicas: int | None = None):
+    """Yield ``(dtype, None if accepted else the refusal's first line)``, one call per dtype,
+    here; ``replicas``: call with the input cut into that many shards (module docstring)."""
     for name in dtypes:
+        x = _probe_input(name)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                fn(_probe_input(name), axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
+                fn(x if replicas is None else np.array_split(x, replicas, axis=0), axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
             refused = None
         except Exception as exc:  # noqa: BLE001 - any refusal is a refusal
             refused = _first_line(exc)
@@ -91,11 +95,12 @@ def _main(argv: list[str]) -> int:
 
     spec, dtypes = argv[0], argv[1:] or list(PROBE_DTYPES)
     try:
-        fn = load_subject(spec).fn
+        subject = load_subject(spec)
+        replicas = subject.replicas
     except SubjectSpecError as exc:
         print(exc, file=sys.stderr)
         return 0
-    for name, refused in probe_in_process(fn, dtypes):
+    for name, refused in probe_in_process(subject.fn, dtypes, replicas):
         print(json.dumps({"dtype": name, "refused": refused}), flush=True)
     return 0
 

@@ -13,7 +13,11 @@ reported eighteen times. ``check_signature`` finds it once, up front:
   it with ``inspect.Signature.bind``, which raises the very ``TypeError`` Python would
   raise at call time, without running the subject (a subject that hangs or kills its
   process is not run here either);
-* otherwise (some C extensions): one contract call on a 2x1 float32 batch; a
+A replicas subject (``bn_replicas = R``) is held to its own contract's call, ``f(shards, *,
+axes, ...)`` with ``shards`` a list of R arrays (``REPLICAS_CONTRACT``).
+
+* otherwise (some C extensions): one contract call on a 2x1 float32 batch (cut into R
+  shards for a replicas subject); a
   ``TypeError`` raised by the call itself, with no frame of the subject in its traceback,
   is the same mismatch. Any other outcome of that call is left to the properties to judge.
 """
@@ -23,19 +27,22 @@ import inspect
 
 import numpy as np
 
-__all__ = ["CONTRACT", "check_signature"]
+__all__ = ["CONTRACT", "REPLICAS_CONTRACT", "check_signature"]
 
 CONTRACT = "f(x, *, axes, scale, offset, epsilon, training)"
+REPLICAS_CONTRACT = "f(shards, *, axes, scale, offset, epsilon, training) -> list of R outputs"
 
 
-def _contract_args():
+def _contract_args(replicas: int | None = None):
     x = np.array([[0.0], [1.0]], dtype=np.float32)
-    return (x,), dict(axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
+    first = x if replicas is None else np.array_split(x, replicas, axis=0)
+    return (first,), dict(axes=(0,), scale=1.0, offset=0.0, epsilon=1e-3, training=True)
 
 
-def mismatch(fn) -> str | None:
-    """Why ``fn`` cannot be called as the contract says (the ``TypeError``'s text), or None."""
-    args, kwargs = _contract_args()
+def mismatch(fn, replicas: int | None = None) -> str | None:
+    """Why ``fn`` cannot be called as the contract says (the ``TypeError``'s text), or None;
+    ``replicas``: as the replicas contract says, with that many shards."""
+    args, kwargs = _contract_args(replicas)
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # no signature to read: make the call once
@@ -64,6 +71,8 @@ def check_signature(subject) -> None:
     contract's call (see the module docstring)."""
     from bn_reference.subjects import SubjectSpecError
 
-    reason = mismatch(subject.fn)
+    replicas = subject.replicas
+    reason = mismatch(subject.fn, replicas)
     if reason is not None:
-        raise SubjectSpecError(f"subject {subject.spec!r} cannot be called as {CONTRACT}: {reason}")
+        contract = CONTRACT if replicas is None else REPLICAS_CONTRACT.replace("R outputs", f"{replicas} outputs")
+        raise SubjectSpecError(f"subject {subject.spec!r} cannot be called as {contract}: {reason}")
