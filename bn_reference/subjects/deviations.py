@@ -116,6 +116,8 @@ KNOWN_DEVIATIONS += [
     Deviation(spec, "test_inference_returns_input", _KERAS_BN_INFERENCE)
     for name in _KERAS_MIXED
     for spec in (name, f"bn_reference.subjects.keras_layers:{name}")
+]
+
 _KERAS_MASKED_COUNT_EPSILON = (
     "Keras BatchNormalization's masked moments divide by the count plus Keras' fuzz factor: "
     "`mean = masked_input_sum / (sum_of_weights + backend.epsilon())` and `variance = "
