@@ -107,7 +107,7 @@ class MaskedStats:
     ``var``, ``d2``, ``x_max``, ``spread``) so that its item 4 evaluates on them; ``n`` is
     the per-slice count array ``n_p``. Empty slices: ``mu = var = d2 = x_max = 0``."""
 
-    __slots__ = ("x64", "axes", "n", "mu", "var", "d2", "x_max", "spread", "full")
+    __slots__ = ("x64", "axes", "n", "mu", "var", "d2", "x_max", "spread", "full", "centred")
 
     def __init__(self, x64: np.ndarray, axes: tuple[int, ...], mask: np.ndarray):
         self.x64, self.axes = x64, tuple(axes)
@@ -122,6 +122,7 @@ class MaskedStats:
         self.d2 = dev2.max(axis=self.axes, keepdims=True, initial=0.0)
         self.x_max = np.abs(xc).max(axis=self.axes, keepdims=True, initial=0.0)
         self.spread = self.var + 3 * self.d2 + 2 * self.x_max * np.sqrt(self.d2)
+        self.centred = True  # the standard norm's statistics (tolerance._SliceStats, item 8 is RMSNorm's)
 
 
 def masked_moments(x: np.ndarray, axes, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
