@@ -44,7 +44,7 @@ def test_uncounted_values_do_not_change_the_moments(subject, dtype, data):
     same on both sides, so the masked bound B_i (``masked.masked_bound``: tolerance's item
     4 on the counted statistics, n_p in place of N) is the same too, and each side is within
     B_i of the one exact value: tolerance 2 B_i. (The uncounted outputs do change, with
-    x'_i; law 2 checks them.)"""
+    x'_i; test_agrees_with_masked_moments checks them.)"""
     mc = draw_masked_case(data, subject, dtype, densities=SOME_UNCOUNTED)
     counted = np.broadcast_to(mc.mask, mc.case.x.shape)
     assume(not counted.all())
