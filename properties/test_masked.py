@@ -28,6 +28,7 @@ pytestmark = pytest.mark.bn_family("masked")
 
 # Densities that leave some element uncounted (law 1 needs one to change).
 SOME_UNCOUNTED = tuple(p for p in MASK_DENSITIES if p < 1.0)
+NON_FINITE = (float("nan"), float("inf"), float("-inf"))
 
 
 def _masked_run(subject, mc, *, label="BN(x; m)"):
@@ -43,7 +44,7 @@ def test_uncounted_values_do_not_change_the_moments(subject, dtype, data):
     same on both sides, so the masked bound B_i (``masked.masked_bound``: tolerance's item
     4 on the counted statistics, n_p in place of N) is the same too, and each side is within
     B_i of the one exact value: tolerance 2 B_i. (The uncounted outputs do change, with
-    x'_i; law 2 checks them.)"""
+    x'_i; test_agrees_with_masked_moments checks them.)"""
     mc = draw_masked_case(data, subject, dtype, densities=SOME_UNCOUNTED)
     counted = np.broadcast_to(mc.mask, mc.case.x.shape)
     assume(not counted.all())
@@ -59,6 +60,36 @@ def test_uncounted_values_do_not_change_the_moments(subject, dtype, data):
         np.where(counted, 2 * mc.bound(), 0.0),
         law="uncounted values do not change the moments: y_i(x') = y_i(x) wherever mask_i (x' = x there)",
         got="BN(x'; m)",
+        want="BN(x; m)",
+    )
+
+
+@given(data=st.data())
+def test_nonfinite_uncounted_values_stay_out_of_the_moments(subject, dtype, data):
+    """Law 1 for values no arithmetic survives: an uncounted x_j that is NaN, +inf or -inf is
+    still not part of mu_p or sigma_p^2, so every COUNTED output equals its value on x (x_j
+    finite), within 2 B_i (B_i of the finite x: the counted statistics are the same). Padding
+    is where garbage sits, and Keras selects (``where(mask, x, 0)``, ``where(mask, x - mean,
+    0)``: its ``_moments``): a NaN at a padded position stays there. Weighting by a product,
+    ``x * m``, gives ``NaN * 0 = NaN`` in every moment of the slice. (y_j itself is
+    (x_j - mu_p) inv_p gamma + beta, non-finite: not compared.)"""
+    mc = draw_masked_case(data, subject, dtype, densities=SOME_UNCOUNTED)
+    counted = np.broadcast_to(mc.mask, mc.case.x.shape)
+    uncounted = np.argwhere(~counted)
+    assume(len(uncounted))
+    j = tuple(uncounted[data.draw(st.integers(0, len(uncounted) - 1), label="uncounted position")])
+    value = data.draw(st.sampled_from(NON_FINITE), label="its value")
+    poisoned = mc.case.x.copy()
+    poisoned[j] = value
+    y = _masked_run(subject, mc)
+    y_poisoned = run(subject, mc.case, x=mc.case.laid_out(poisoned), mask=mc.laid_out_mask, label=f"BN(x with x{list(j)} = {value}; m)", edge_input=True)
+    zero = np.zeros_like(y)
+    check_close_to(
+        np.where(counted, y_poisoned, zero),
+        np.where(counted, y, zero),
+        np.where(counted, 2 * mc.bound(), 0.0),
+        law=f"a non-finite uncounted value (x{list(j)} = {value}) stays out of the moments: every counted output is unchanged",
+        got=f"BN(x with x{list(j)} = {value}; m)",
         want="BN(x; m)",
     )
 

@@ -20,6 +20,9 @@ Uncounted elements are normalized too, with their slice's masked moments (Keras'
   (``reciprocal_no_nan`` of the summed weights) and what a kernel dividing by
   ``max(n_p, 1)`` gives; a bare ``0 / 0`` (NaN) breaks the contract
   (``properties/test_masked.py::test_empty_slices_use_zero_moments``).
+* **Uncounted values are never read by the moments**, finite or not: a NaN or inf at an
+  uncounted position leaves every counted output unchanged (Keras' ``where``); weighting
+  by a product, ``x * mask``, makes it ``NaN * 0 = NaN`` in the slice's moments.
 * **No mask** (the keyword absent, or ``mask=None``): every element counted, i.e. the
   standard contract. The plain properties call a ``bn_mask`` subject without it, so the
   keyword must be optional (``mask=None`` in the signature; ``subjects.signature`` binds the

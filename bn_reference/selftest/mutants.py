@@ -952,14 +952,25 @@ def specs(names) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-def _masked_sums(x, axes, mask, divisor):
-    """Two-pass moments of the counted elements: uncounted terms replaced by exact zeros
-    (``where``), each sum divided by ``divisor(weights broadcast to x)``."""
+def _selected(w, a):
+    """The uncounted terms replaced by exact zeros: ``where(w, a, 0)`` (Keras' ``_moments``)."""
+    return np.where(w, a, a.dtype.type(0))
+
+
+def _weighted(w, a):
+    """The uncounted terms multiplied by a 0 weight: ``a * w`` (a non-finite ``a`` stays NaN)."""
+    return a * w.astype(a.dtype)
+
+
+def _masked_sums(x, axes, mask, divisor, select=_selected):
+    """Two-pass moments of the counted elements: the uncounted terms zeroed by ``select``,
+    each sum divided by ``divisor(weights broadcast to x)``."""
     w = np.broadcast_to(mask, x.shape)
     d = divisor(w).astype(x.dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):  # only the NaN mutant divides by 0
-        mu = np.where(w, x, x.dtype.type(0)).sum(axis=axes, keepdims=True) / d
-        var = np.where(w, np.square(x - mu), x.dtype.type(0)).sum(axis=axes, keepdims=True) / d
+    # only the NaN mutant divides by 0; inf or NaN at an uncounted position: inf - mu, inf * 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mu = select(w, x).sum(axis=axes, keepdims=True) / d
+        var = select(w, np.square(x - mu)).sum(axis=axes, keepdims=True) / d
     return mu, var
 
 
@@ -967,14 +978,14 @@ def _count_at_least_one(axes, mask):
     return lambda w: np.maximum(w.sum(axis=axes, keepdims=True), 1)
 
 
-def _masked_bn(x, axes, scale, offset, epsilon, training, mask, divisor):
+def _masked_bn(x, axes, scale, offset, epsilon, training, mask, divisor, select=_selected):
     """``_half_bn`` (float32 reductions for half x) with the masked moments of
     ``_masked_sums``; no mask: the plain two-pass kernel."""
     if mask is None:
         return _half_bn(x, axes, scale, offset, epsilon, training)
     x, axes, _, _ = _validate(x, axes, scale, offset, epsilon, training)
     counted = check_mask(mask, x.shape)  # broadcast to x; ``divisor`` also sees the mask as given
-    moments = _reduce_in_float32(functools.partial(_masked_sums, mask=counted, divisor=divisor(axes, mask)))
+    moments = _reduce_in_float32(functools.partial(_masked_sums, mask=counted, divisor=divisor(axes, mask), select=select))
     return _half_bn(x, axes, scale, offset, epsilon, training, moments=moments)
 
 
@@ -1027,10 +1038,18 @@ def masked_empty_slice_nan(x, *, axes, scale, offset, epsilon, training, mask=No
     return _masked_bn(x, axes, scale, offset, epsilon, training, mask, lambda axes, mask: lambda w: w.sum(axis=axes, keepdims=True))
 
 
-for _f in (masked_two_pass, masked_mask_ignored, masked_divided_by_n, masked_count_before_broadcast, masked_empty_slice_nan):
+@supports(*MUTANT_DTYPES)
+def masked_weighted_by_product(x, *, axes, scale, offset, epsilon, training, mask=None):
+    """BUG: the uncounted terms zeroed by multiplying with the mask, ``x * m`` and
+    ``(x - mu)^2 * m`` (``tf.nn.weighted_moments``' form): right for finite x, but a NaN or
+    inf at an uncounted (padded) position gives ``NaN * 0 = NaN`` in its slice's moments."""
+    return _masked_bn(x, axes, scale, offset, epsilon, training, mask, _count_at_least_one, _weighted)
+
+
+for _f in (masked_two_pass, masked_mask_ignored, masked_divided_by_n, masked_count_before_broadcast, masked_empty_slice_nan, masked_weighted_by_product):
     _f.bn_mask = True
 
-MUTANTS += ["masked_mask_ignored", "masked_divided_by_n", "masked_count_before_broadcast", "masked_empty_slice_nan"]
+MUTANTS += ["masked_mask_ignored", "masked_divided_by_n", "masked_count_before_broadcast", "masked_empty_slice_nan", "masked_weighted_by_product"]
 CORRECT += ["masked_two_pass"]
 
 
