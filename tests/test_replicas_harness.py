@@ -72,3 +72,32 @@ def test_split_keeps_empty_shards():
     shards = split(x, 0, (0, 3, 0, 2))
     assert [s.shape for s in shards] == [(0, 2), (3, 2), (0, 2), (2, 2)]
     np.testing.assert_array_equal(np.concatenate(shards), x)
+
+
+def test_a_replicas_subject_is_given_the_replicas_laws_only(tmp_path):
+    """End to end, on the replicas laws and two modules of single-batch laws: every test run
+    with a replicas subject is in properties/test_replicas.py, and ``--bn-list`` lists those
+    only (one collection: ``--collect-only`` prints the ids, ``--bn-list`` the laws)."""
+    from .test_plugin import run_pytest
+
+    spec = "bn_reference.subjects.numpy_replicas:sync_batch_norm"
+    paths = ("properties/test_replicas.py", "properties/test_moments.py", "properties/test_contract.py")
+    r = run_pytest(tmp_path, *paths, "--bn-impl", spec, "--collect-only", "-q", "--bn-list", "-p", "no:xdist")
+    lines = r.stdout.splitlines()
+    ids = [line for line in lines if f"[{spec}-" in line]
+    assert len(ids) == 20 and all(i.startswith("properties/test_replicas.py::") for i in ids), r.stdout[-3000:]  # 5 laws x 4 dtypes
+    assert [line for line in lines if line.startswith("properties/") and line.endswith(".py:")] == ["properties/test_replicas.py:"], r.stdout[-3000:]
+
+
+def test_isolation_writes_shards_back(tmp_path):
+    """``--bn-isolate`` runs each call in a child process and copies back the argument arrays
+    the subject wrote into: the shards of a replicas call too, so the in-place mutant fails
+    the contract law there as it does in-process (before the shards were copied back, it
+    passed)."""
+    from .test_plugin import run_pytest
+
+    spec = "bn_reference.selftest.mutants:replicas_in_place"
+    r = run_pytest(tmp_path, "properties/test_replicas.py", "-k", "contract", "--bn-impl", spec, "--bn-isolate", "-p", "no:xdist")
+    assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]
+    assert f"FAILED properties/test_replicas.py::test_replicas_contract[{spec}-float32]" in r.stdout
+    assert "the subject modified shard" in r.stdout

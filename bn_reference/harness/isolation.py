@@ -80,10 +80,15 @@ def _call_text(name: str, args, kwargs) -> str:
 
 
 def _arrays(args, kwargs):
-    """``(position or name, array)`` of the ndarray arguments."""
+    """``(position or name, array)`` of the ndarray arguments; ``((position, j), array)`` for
+    the arrays in a list or tuple argument (a replicas subject's shards)."""
     for i, a in enumerate(args):
         if isinstance(a, np.ndarray):
             yield i, a
+        elif isinstance(a, (list, tuple)):
+            for j, s in enumerate(a):
+                if isinstance(s, np.ndarray):
+                    yield (i, j), s
     for k, v in kwargs.items():
         if isinstance(v, np.ndarray):
             yield k, v
@@ -329,7 +334,7 @@ class Isolator:
         if kind == "ok":
             _, result, written = reply
             for key, value in written.items():
-                original = args[key] if isinstance(key, int) else kwargs[key]
+                original = args[key] if isinstance(key, int) else args[key[0]][key[1]] if isinstance(key, tuple) else kwargs[key]
                 if original.flags.writeable and original.shape == value.shape and original.dtype == value.dtype:
                     np.copyto(original, value)
             return result

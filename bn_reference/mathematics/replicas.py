@@ -53,7 +53,8 @@ and no moments: it must not enter the merge), exact shard statistics ``mu_i``,
 What it rejects: a merge that averages the shards' variances and forgets ``sum w_i
 (m_i - m)^2`` (off by the between-shard variance: shards of different means); a merge
 that weights the shards equally (off by ``sum (w_i - 1/R') m_i``: shards of different
-sizes and means); unsynchronized replicas (each shard's own moments).
+sizes and means); an empty replica's moments in the merge (a mean over no element is NaN:
+every output NaN); unsynchronized replicas (each shard's own moments).
 """
 from __future__ import annotations
 

@@ -1059,7 +1059,7 @@ CORRECT += ["masked_two_pass"]
 # by ``properties/test_replicas.py``.
 # --------------------------------------------------------------------------------------
 
-from bn_reference.subjects.numpy_replicas import REPLICAS, replicas_bn, sync_batch_norm  # noqa: E402
+from bn_reference.subjects.numpy_replicas import REPLICAS, chan_merge, replicas_bn, sync_batch_norm  # noqa: E402
 
 
 def _merge_without_between_term(parts):
@@ -1117,9 +1117,31 @@ def replicas_training_ignored(shards, *, axes, scale, offset, epsilon, training)
     return sync_batch_norm(shards, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=True)
 
 
-for _mutant in (replicas_unsynchronized, replicas_in_place, replicas_training_ignored):
+def _merge_with_empty_replicas(parts):
+    """Chan's merge, after padding the parts with the empty replicas' moments (a mean over no
+    element: NaN), as a merge over every replica would see them."""
+    empty = (0, np.full_like(parts[0][1], np.nan), np.full_like(parts[0][2], np.nan))
+    return chan_merge([empty] + list(parts))
+
+
+def replicas_empty_replica_nan(shards, *, axes, scale, offset, epsilon, training):
+    """Wrong: an empty replica's moments (NaN: a mean over no element) enter the merge, when
+    some replica is empty."""
+    merge = _merge_with_empty_replicas if any(s.shape[axes[0]] == 0 for s in shards) else chan_merge
+    with np.errstate(invalid="ignore"):
+        return replicas_bn(shards, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training, merge=merge)
+
+
+for _mutant in (replicas_unsynchronized, replicas_in_place, replicas_training_ignored, replicas_empty_replica_nan):
     _mutant.bn_replicas = REPLICAS
     _mutant.bn_dtypes = MUTANT_DTYPES
 
-MUTANTS += ["replicas_averaged_variances", "replicas_equal_weights", "replicas_unsynchronized", "replicas_in_place", "replicas_training_ignored"]
+MUTANTS += [
+    "replicas_averaged_variances",
+    "replicas_equal_weights",
+    "replicas_unsynchronized",
+    "replicas_in_place",
+    "replicas_training_ignored",
+    "replicas_empty_replica_nan",
+]
 CORRECT += ["sync_batch_norm"]

@@ -52,13 +52,14 @@ def chan_merge(parts):
     return n, m, v
 
 
-def replicas_bn(shards, *, axes, scale, offset, epsilon, training, replicas: int = REPLICAS, merge=chan_merge):
-    """The skeleton: validate, per-shard moments, ``merge`` them (``merge(parts) -> (n, mean,
-    var)``, parts ``(n_i, mean_i, var_i)`` of the non-empty shards), normalize each shard."""
+def replicas_bn(shards, *, axes, scale, offset, epsilon, training, replicas: int = REPLICAS, merge=chan_merge, moments=local_moments):
+    """The skeleton: validate, per-shard moments (``moments(shard, axes) -> (n, mean, var)``),
+    ``merge`` them (``merge(parts) -> (n, mean, var)``, parts ``(n_i, mean_i, var_i)`` of the
+    non-empty shards), normalize each shard."""
     shards, axes, epsilon, normalize = check_replica_call(shards, replicas, axes, scale, offset, epsilon, training)
     if not normalize:
         return [s.copy() for s in shards]
-    parts = [local_moments(s, axes) for s in shards if s.shape[axes[0]]]
+    parts = [moments(s, axes) for s in shards if s.shape[axes[0]]]
     if not parts:  # no examples anywhere: nothing to normalize
         return [s.copy() for s in shards]
     _, mean, var = merge(parts)
