@@ -211,7 +211,7 @@ def _wrap(text: str, width: int = WIDTH) -> list[str]:
 
 def _title(cause: str, limit: int = 110) -> str:
     """A cause's first clause, short enough for a table cell."""
-    head = re.split(r"(?<=[.:;])\s|\s\(", cause, maxsplit=1)[0].rstrip(".:;")
+    head = re.split(r"(?<=\.)\s|\s\(", cause, maxsplit=1)[0].rstrip(".:;")
     return head if len(head) <= limit else head[: limit - 3].rsplit(" ", 1)[0] + " ..."
 
 
