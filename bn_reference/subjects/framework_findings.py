@@ -32,7 +32,12 @@ MODULES = {
 
 
 def specs_of(name: str) -> tuple[str, str]:
-    """The two specs a built-in framework subject may be selected by."""
+    """The two specs a built-in framework subject may be selected by: its name and its
+    ``module:attr`` (``subjects.FRAMEWORK_SUBJECTS``; by ``MODULES``' prefixes otherwise)."""
+    from bn_reference.subjects import FRAMEWORK_SUBJECTS
+
+    if name in FRAMEWORK_SUBJECTS:
+        return name, FRAMEWORK_SUBJECTS[name]
     prefix = max((p for p in MODULES if name.startswith(p)), key=len)
     return name, f"{MODULES[prefix]}:{name}"
 
@@ -252,12 +257,16 @@ _JAX_STABLE_F16_LAWS = (
 )
 
 FINDINGS: list[Finding] = [
-    Finding(("torch_batch_norm",), "test_single_element_slices_give_the_offset", _TORCH_N1, kind="refusal"),
+    # inductor_batch_norm is torch.compile(F.batch_norm): Dynamo runs the same Python checks of
+    # torch/nn/functional.py on fake tensors while tracing, so the same refusals and findings
+    # (measured: the eps = 0 ValueError comes back wrapped in TorchRuntimeError; the N = 1
+    # refusal leaves the single-element law no input; the empty weight's IndexError).
+    Finding(("torch_batch_norm", "inductor_batch_norm"), "test_single_element_slices_give_the_offset", _TORCH_N1, kind="refusal"),
     Finding(("torch_instance_norm",), "test_single_element_slices_give_the_offset", _TORCH_IN_N1, kind="refusal"),
-    Finding(("torch_batch_norm",), "test_idempotence", _TORCH_EPS0),
+    Finding(("torch_batch_norm", "inductor_batch_norm"), "test_idempotence", _TORCH_EPS0),
     # The cause does not depend on the dtype (weight[0] of an empty weight): every dtype, whether
     # or not a run's examples zero a kept axis there (issue 24: listed by cause, not by reach).
-    Finding(("torch_batch_norm",), "test_zero_size_dimensions_give_an_empty_output", _TORCH_ZERO_CHANNELS),
+    Finding(("torch_batch_norm", "inductor_batch_norm"), "test_zero_size_dimensions_give_an_empty_output", _TORCH_ZERO_CHANNELS),
     Finding(("torch_instance_norm",), "test_zero_size_dimensions_give_an_empty_output", _TORCH_ZERO_CHANNELS),
     # jax.nn.standardize(algorithm="fast"): one cause, the one-pass variance, in every dtype
     # (issue 24: listed by cause, for every law it reaches: those that compare an output with
