@@ -125,6 +125,8 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
         for backend in ("jax", "torch")
         for op in ("batch_norm", "layer_norm")
     },
+    # Keras 3's RMSNorm on the TensorFlow backend, in this process (bn_reference.subjects._keras_rms)
+    **{f"keras_tf_{op}": f"bn_reference.subjects.keras_layers:keras_tf_{op}" for op in ("rms_norm", "ops_rms_norm")},
 }
 DEFAULT_DTYPES = ("float32",)
 # ``{spec: {dtype: None (accepted) or why refused}}`` for subjects without ``bn_dtypes``:

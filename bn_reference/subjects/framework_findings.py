@@ -28,6 +28,7 @@ MODULES = {
     "ort_": "bn_reference.subjects.onnxruntime_ops",
     "keras_jax_": "bn_reference.subjects.keras_backends",
     "keras_torch_": "bn_reference.subjects.keras_backends",
+    "keras_tf_": "bn_reference.subjects.keras_layers",
 }
 
 
