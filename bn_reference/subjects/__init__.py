@@ -120,7 +120,7 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
         for variant in ("", "_two_pass")
     },
     "flax_rms_norm": "bn_reference.subjects.flax_linen:flax_rms_norm",
-    **{f"ort_{op}": f"bn_reference.subjects.onnxruntime_ops:ort_{op}" for op in ("batch_norm", "layer_norm", "group_norm")},
+    **{f"ort_{op}": f"bn_reference.subjects.onnxruntime_ops:ort_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "rms_norm")},
     **{
         f"keras_{backend}_{op}": f"bn_reference.subjects.keras_backends:keras_{backend}_{op}"
         for backend in ("jax", "torch")

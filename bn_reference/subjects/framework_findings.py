@@ -115,7 +115,10 @@ _ORT_EPSILON_FLOAT32 = (
     "ONNX attributes of type FLOAT are 32-bit (onnx/onnx.proto, AttributeProto `float f`), so "
     "BatchNormalization's `epsilon` is fl32(eps) whatever x's dtype: a float64 model normalizes with "
     "sqrt(var + fl32(eps)). Measured: eps = 1e-3 differs from the reference by ~1e-10 (~3e5 times "
-    "the float64 bound); eps = 0.5 (exact in float32) or the reference run with fl32(1e-3) agree to 1 ulp."
+    "the float64 bound); eps = 0.5 (exact in float32) or the reference run with fl32(1e-3) agree to 1 ulp. "
+    "RMSNormalization-23 likewise (its kernel reads `GetAttr<float>(\"epsilon\")`, onnxruntime/core/"
+    "providers/cpu/nn/layer_norm_impl.cc, LayerNormImpl): sqrt(ms + fl32(eps)) in float64, measured "
+    "relative error 1.4e-8 at ms << eps = 1e-3, and 0 against the reference run with fl32(eps)."
 )
 
 _ORT_GROUP_NORM_ONE_PASS = (
@@ -141,7 +144,9 @@ _ORT_GROUP_NORM_EMPTY = (
 _ORT_LAYER_NORM_EMPTY = (
     "ONNX Runtime's CPU LayerNormalization kernel refuses a normalized part of size 0: "
     "'Size of X.shape[axis:] must be at least 1, got 0' (INVALID_ARGUMENT, raised by the kernel's "
-    "input check), where the contract returns an empty output of x's shape."
+    "input check), where the contract returns an empty output of x's shape. RMSNormalization-23 runs "
+    "the same kernel (onnxruntime/core/providers/cpu/nn/rms_norm.cc: `class RMSNorm : LayerNormImpl`, "
+    "simplified) and raises the same error."
 )
 
 _KERAS_TORCH_ONE_PASS = (
@@ -318,7 +323,18 @@ FINDINGS: list[Finding] = [
     ),
     # Both reshape/kernel refusals happen for any dtype with a zero-size dimension.
     Finding(("ort_group_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_GROUP_NORM_EMPTY),
-    Finding(("ort_layer_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_LAYER_NORM_EMPTY),
+    Finding(("ort_layer_norm", "ort_rms_norm"), "test_zero_size_dimensions_give_an_empty_output", _ORT_LAYER_NORM_EMPTY),
+    # ort_rms_norm in float64: every law that compares an output with epsilon's exact effect (as
+    # for ort_batch_norm; not the laws with the same epsilon on both sides, or a power-of-two
+    # scaled one: permutation, layout, affine, scale identity), the RMSNorm laws included.
+    *(
+        Finding(("ort_rms_norm",), prop, _ORT_EPSILON_FLOAT32, ("float64",))
+        for prop in (
+            "test_agrees_with_float64_reference", "test_agrees_beyond_16_bit_counts", "test_nonfinite_value_stays_in_its_slice",
+            "test_huge_values_up_to_the_overflow_limit", "test_unit_mean_square", "test_rms_epsilon_sensitivity",
+            "test_constant_slices_keep_their_sign", "test_translation_moves_the_output",
+        )
+    ),
     # Keras on the PyTorch backend, BatchNormalization: the one-pass cells in float32 (measured;
     # in half precision the layer upcasts to float32 and the drawn regimes reach no cancellation).
     *(
