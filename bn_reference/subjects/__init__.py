@@ -124,7 +124,7 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
     **{
         f"keras_{backend}_{op}": f"bn_reference.subjects.keras_backends:keras_{backend}_{op}"
         for backend in ("jax", "torch")
-        for op in ("batch_norm", "layer_norm")
+        for op in ("batch_norm", "layer_norm", "rms_norm", "ops_rms_norm")
     },
     # Keras 3's RMSNorm on the TensorFlow backend, in this process (bn_reference.subjects._keras_rms)
     **{f"keras_tf_{op}": f"bn_reference.subjects.keras_layers:keras_tf_{op}" for op in ("rms_norm", "ops_rms_norm")},

@@ -209,8 +209,9 @@ _KERAS_FLOAT64_IN_FLOAT32 = (
     "backend.result_type(x.dtype, \"float32\")` to upcast half precision, and Keras 3's "
     "result_type maps every 64-bit result to 32 bits (keras/src/backend/common/dtypes.py, "
     "_lattice_result_type(): `out_dtype = BIT64_TO_BIT32_DTYPE.get(out_dtype, out_dtype)`, "
-    "'to be aligned with JAX's default behavior'), so result_type('float64', 'float32') is "
-    "'float32' on every backend: x is cast to float32, normalized, and the output cast back to "
+    "'to be aligned with JAX's default behavior'; BIT64_TO_BIT32_DTYPE keeps float64 on TensorFlow "
+    "only), so result_type('float64', 'float32') is 'float32' on the JAX and PyTorch backends: x is "
+    "cast to float32, normalized, and the output cast back to "
     "float64 (measured: errors ~1e-8, float32's rounding, against a float64 bound of ~1e-15; "
     "|x| > 3.4e38 becomes inf, y = NaN)."
 )
@@ -258,6 +259,36 @@ _JAX_HALF_OFFSET_GRADIENT = (
     "bfloat16 dy -312 for -314.56 (1.03). Flax's own arithmetic (dx, dgamma: float32 statistics "
     "and scale product) passes."
 )
+
+_KERAS_RMS_FLOAT64_IN_FLOAT32 = (
+    "a float64 input is normalized in float32: keras.ops.rms_normalization, which "
+    "keras.layers.RMSNormalization.call() calls, computes in `compute_dtype = "
+    "backend.result_type(x.dtype, \"float32\")` (keras/src/ops/nn.py, _rms_normalization(): 'Computes "
+    "in at least float32 precision for stability in half precision training'), and Keras 3's "
+    "result_type maps float64 to float32 on every backend but TensorFlow (keras/src/backend/common/"
+    "dtypes.py, BIT64_TO_BIT32_DTYPE: `\"float64\": \"float64\" if config.backend() == \"tensorflow\" "
+    "else \"float32\"`, applied by _lattice_result_type()): x is cast to float32, normalized (on "
+    "PyTorch by torch.nn.functional.rms_norm, on JAX by mean, rsqrt and multiply), and cast back to "
+    "float64 (measured: err/bound up to 6e7 against the float64 model; squares beyond 3.4e38 are inf "
+    "in float32, y = 0 or NaN). keras.ops.rms_normalization on JAX multiplies by the scale it is "
+    "given in float32 too, so a per-feature scale is rounded to float32 there (the affine law). "
+    "keras_tf_rms_norm and keras_tf_ops_rms_norm keep float64 and pass."
+)
+# Every law that compares a float64 output with a float64-precision bound or with another call
+# at a different scale (measured on both backends, both APIs, under the default profile; the
+# scale identity is reached where a x leaves float32's range: its squares overflow).
+_KERAS_RMS_FLOAT64_LAWS = (
+    "test_agrees_beyond_16_bit_counts", "test_agrees_with_float64_reference", "test_constant_slices_keep_their_sign",
+    "test_huge_values_up_to_the_overflow_limit", "test_idempotence", "test_nonfinite_value_stays_in_its_slice",
+    "test_permutation_equivariance", "test_rms_epsilon_sensitivity", "test_translation_moves_the_output",
+    "test_unit_mean_square", "test_scale_identity",
+)
+_KERAS_RMS_FLOAT64_CELLS = {
+    "keras_jax_rms_norm": _KERAS_RMS_FLOAT64_LAWS,
+    "keras_torch_rms_norm": _KERAS_RMS_FLOAT64_LAWS,
+    "keras_torch_ops_rms_norm": _KERAS_RMS_FLOAT64_LAWS,  # the scale applied after, in float64
+    "keras_jax_ops_rms_norm": (*_KERAS_RMS_FLOAT64_LAWS, "test_affine_acts_per_feature"),  # the scale inside, in float32
+}
 
 FINDINGS: list[Finding] = [
     Finding(("torch_batch_norm",), "test_single_element_slices_give_the_offset", _TORCH_N1, kind="refusal"),
@@ -356,6 +387,7 @@ FINDINGS: list[Finding] = [
     Finding(("keras_torch_layer_norm",), "test_moment_decomposition", _KERAS_TORCH_ONE_PASS, ("float64",)),
     Finding(("keras_torch_layer_norm",), "test_parallel_merge", _KERAS_TORCH_BF16_MOMENTS, ("bfloat16",)),
     *(Finding((name,), prop, _KERAS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_FLOAT64_CELLS.items() for prop in props),
+    *(Finding((name,), prop, _KERAS_RMS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_RMS_FLOAT64_CELLS.items() for prop in props),
     # Flax use_fast_variance=True (the default), measured under the ``conformance`` profile: the
     # cells where its examples reached |mean| >> std (zero mean HOLDS: a wrong variance rescales
     # x - mu, whose mean stays 0). Half precision is reduced in float32 (force_float32_reductions),
