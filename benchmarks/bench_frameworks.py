@@ -82,7 +82,7 @@ def _bare(name: str, x: np.ndarray, axes, eps: float):
     return None
 
 
-_NEEDS = {"torch_": ("torch",), "jax_": ("jax",), "flax_": ("flax",), "ort_": ("onnxruntime",), "keras_jax_": ("jax", "keras"), "keras_torch_": ("torch", "keras")}
+_NEEDS = {"torch_": ("torch",), "jax_": ("jax",), "flax_": ("flax",), "ort_": ("onnxruntime",), "keras_jax_": ("jax", "keras"), "keras_torch_": ("torch", "keras"), "keras_tf_": ("tensorflow", "keras")}
 
 
 def main(argv=None) -> None:

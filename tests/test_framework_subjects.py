@@ -1,7 +1,7 @@
 """The framework subjects (``bn_reference.subjects.FRAMEWORK_SUBJECTS``) and declared refusals.
 
-* every framework subject loads and agrees with the float64 reference on a well-conditioned
-  input; the one-pass variance settings (jax.nn.standardize's ``algorithm="fast"``, Flax's
+* every framework subject loads and agrees with the float64 reference of its family
+  (``bn_norm``: the RMSNorm subjects with the RMSNorm reference) on a well-conditioned input; the one-pass variance settings (jax.nn.standardize's ``algorithm="fast"``, Flax's
   ``use_fast_variance=True``) fail agreement at |mean|/std = 1e4 where their two-pass
   settings pass: the finding of ``docs/conformance.md`` on one fixed input;
 * a missing framework gives one message naming the extra that installs it;
@@ -30,7 +30,10 @@ from bn_reference.subjects._framework import FrameworkMissing, require
 
 pytestmark = pytest.mark.meta
 
-_NEEDS = {"torch_": "torch", "jax_": "jax", "flax_": "flax", "ort_": "onnxruntime", "keras_jax_": "jax", "keras_torch_": "torch", "inductor_": "torch"}
+_NEEDS = {
+    "torch_": "torch", "jax_": "jax", "flax_": "flax", "ort_": "onnxruntime", "keras_jax_": "jax", "keras_torch_": "torch",
+    "keras_tf_": "tensorflow", "inductor_": "torch",
+}
 
 
 def _needs(name: str) -> str:
@@ -74,7 +77,10 @@ def test_framework_subject_agrees_on_a_plain_input(name):
 
 def _check_plain_input(name):
     subject = _load(name)
-    case = BNCase(x=X, axes=(0, 2), scale=GAMMA.astype(np.float32), offset=BETA.astype(np.float32), epsilon=1e-3)
+    case = BNCase(
+        x=X, axes=(0, 2), scale=GAMMA.astype(np.float32), offset=BETA.astype(np.float32), epsilon=1e-3,
+        norm=subject.norm, scale_convention=subject.scale_convention,  # an RMSNorm subject against the RMSNorm reference
+    )
     y = subject(X.copy(), **case.kwargs())
     assert y.shape == X.shape and y.dtype == X.dtype
     check_agreement(np.asarray(y, dtype=np.float64), case)

@@ -7,7 +7,7 @@ every API, grouped by family; ``harness.report_html``) from the ``--bn-report`` 
     python -m bn_reference.selftest.conformance -- -k float32        # extra pytest arguments after --
 
 (``tox -e frameworks`` runs the first.) One pytest run per framework group (PyTorch, JAX,
-Flax, ONNX Runtime, Keras on the JAX and PyTorch backends) whose library imports, each
+Flax, ONNX Runtime, Keras on the JAX, PyTorch and TensorFlow backends) whose library imports, each
 writing ``OUT/<group>.json``; a group whose framework is missing is listed as not installed
 (with the extra that installs it), not run.
 
@@ -54,7 +54,7 @@ PROFILE = "conformance"
 # once), without a time budget; inductor keeps ``conformance`` and its 5-minute budget (each
 # bucket compiles C++; the page gives its examples per cell). A profile on the command line
 # (CI's regression check: ``-- --hypothesis-profile conformance``) overrides them all.
-GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "ci", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
+GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "ci", "keras_tf": "ci", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
 
 
 # group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
@@ -66,7 +66,10 @@ GROUPS = {
     "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", [n for n in FRAMEWORK_SUBJECTS if n.startswith("ort_")]),
     "keras_jax": (("jax", "keras"), "jax", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_jax_")]),
     "keras_torch": (("torch", "keras"), "torch", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_torch_")]),
+    "keras_tf": (("tensorflow", "keras"), "tensorflow", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_tf_")]),
 }
+# the distribution behind each Keras group's backend (its version is shown beside Keras')
+_KERAS_BACKEND_DIST = {"keras_jax": "jax", "keras_torch": "torch", "keras_tf": "tensorflow"}
 
 
 def installed(group: str) -> bool:
@@ -83,7 +86,8 @@ def _meta(group: str) -> dict:
         fn = load_subject(name).fn
         version = library_version(dist)
         if group.startswith("keras_"):
-            version = f"keras {version}, {group.split('_')[1]} {library_version(group.split('_')[1])}"
+            backend = _KERAS_BACKEND_DIST[group]
+            version = f"keras {version}, {backend} {library_version(backend)}"
         else:
             version = f"{dist} {version}"
         out[name] = {"api": getattr(fn, "bn_api", name), "version": version, "dtypes": list(getattr(fn, "bn_dtypes", ("float32",)))}

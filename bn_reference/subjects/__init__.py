@@ -134,12 +134,15 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
         for op in ("layer_norm", "batch_norm", "group_norm")
         for variant in ("", "_two_pass")
     },
-    **{f"ort_{op}": f"bn_reference.subjects.onnxruntime_ops:ort_{op}" for op in ("batch_norm", "layer_norm", "group_norm")},
+    "flax_rms_norm": "bn_reference.subjects.flax_linen:flax_rms_norm",
+    **{f"ort_{op}": f"bn_reference.subjects.onnxruntime_ops:ort_{op}" for op in ("batch_norm", "layer_norm", "group_norm", "rms_norm")},
     **{
         f"keras_{backend}_{op}": f"bn_reference.subjects.keras_backends:keras_{backend}_{op}"
         for backend in ("jax", "torch")
-        for op in ("batch_norm", "layer_norm")
+        for op in ("batch_norm", "layer_norm", "rms_norm", "ops_rms_norm")
     },
+    # Keras 3's RMSNorm on the TensorFlow backend, in this process (bn_reference.subjects._keras_rms)
+    **{f"keras_tf_{op}": f"bn_reference.subjects.keras_layers:keras_tf_{op}" for op in ("rms_norm", "ops_rms_norm")},
 }
 DEFAULT_DTYPES = ("float32",)
 # ``{spec: {dtype: None (accepted) or why refused}}`` for subjects without ``bn_dtypes``:

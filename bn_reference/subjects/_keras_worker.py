@@ -6,7 +6,9 @@ answers ``("ok", result)`` or ``("error", "TypeName: message")`` on the file des
 was started with as stdout (its own ``sys.stdout`` then goes to stderr, so nothing Keras
 prints can corrupt a frame). ``op`` is ``"batch_norm"`` or ``"layer_norm"`` (payload
 ``(a, gamma, beta, epsilon)``, ``a`` already rearranged to (K, *R) by the parent), or
-``"bn_moments"``/``"ln_moments"`` (payload ``(a,)``), or ``"version"``.
+``"bn_moments"``/``"ln_moments"`` (payload ``(a,)``), ``"rms_norm"``/``"ops_rms_norm"``
+(payload ``(a, scale, epsilon)``: ``keras.layers.RMSNormalization`` / ``keras.ops.rms_normalization``,
+``bn_reference.subjects._keras_rms``), or ``"version"``.
 
 * ``batch_norm``: ``keras.layers.BatchNormalization(axis=0, momentum=0.0, dtype=a.dtype)``
   (one feature per kept position, reduced over every other axis), gamma and beta assigned,
@@ -33,6 +35,8 @@ def _serve(inp, out):
         os.environ.setdefault("JAX_ENABLE_X64", "1")
     import keras
     import numpy as np
+
+    from bn_reference.subjects._keras_rms import keras_rms_ops
 
     @functools.lru_cache(maxsize=64)
     def bn_layer(ndim, k, dtype):
@@ -74,6 +78,7 @@ def _serve(inp, out):
         "layer_norm": layer_norm,
         "bn_moments": bn_moments,
         "ln_moments": ln_moments,
+        **keras_rms_ops(keras),
         "version": lambda: (keras.__version__, keras.backend.backend()),
     }
     while True:

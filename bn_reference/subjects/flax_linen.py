@@ -7,6 +7,8 @@ subject                        layer (x rearranged to (K, *R), ``_framework.kept
 flax_layer_norm[_two_pass]     ``LayerNorm(reduction_axes=R)``
 flax_batch_norm[_two_pass]     ``BatchNorm(axis=0, use_running_average=False, momentum=0)``
 flax_group_norm[_two_pass]     ``GroupNorm(num_groups=1)``: per batch entry (axis 0), over R
+flax_rms_norm                  ``RMSNorm(reduction_axes=R, feature_axes=0)``: its scale
+                               parameter holds the contract's scale (``bn_norm = "rms"``)
 =============================  ==========================================================
 
 K is the product of the kept sides (one batch entry / feature per kept position), R the
@@ -19,6 +21,15 @@ position) and the affine step runs after, in JAX: ``y * scale + offset``.
 ``flax/linen/normalization.py``, ``_compute_stats()``), one pass; ``False`` computes
 ``mean((x - mean)^2)``. ``force_float32_reductions=True`` (default): the statistics of
 float16/bfloat16 inputs are computed in float32.
+
+``RMSNorm`` (``_compute_stats(use_mean=False)``: ``var = mean(|x|^2)`` in at least float32,
+the mean a zero; ``use_fast_variance`` plays no part) keeps its ``scale`` per position of
+``feature_axes``; with ``feature_axes=0`` on (K, *R) that is one per kept position, the
+contract's, so ``flax_rms_norm`` passes the contract's scale (rounded to x's dtype) as the
+layer's ``{"params": {"scale": ...}}``. ``_normalize()`` then forms ``y = x - 0``, ``mul =
+rsqrt(var + eps) * scale`` and ``y * mul`` in the statistics' dtype (float32 for
+half-precision x) and casts once to x's dtype; RMSNorm has no bias, so the offset is added
+after, in JAX. Its own defaults (``epsilon=1e-6``, ``reduction_axes=-1``) are overridden.
 
 Each forward pass (module built inside one ``jax.jit``, epsilon a traced argument, so a new
 epsilon does not recompile) is a JAX function in ``FORWARDS``: ``autodiff.jax_vjp`` attaches
@@ -44,6 +55,7 @@ __all__ = [
     "flax_batch_norm_two_pass",
     "flax_group_norm",
     "flax_group_norm_two_pass",
+    "flax_rms_norm",
     "FORWARDS",
     "LIBRARY",
 ]
@@ -131,6 +143,22 @@ flax_batch_norm_two_pass = _subject("batch_norm", False)
 flax_group_norm = _subject("group_norm", True)
 flax_group_norm_two_pass = _subject("group_norm", False)
 
+
+def rms_norm_forward(x, scale, offset, *, axes, epsilon):
+    """Flax ``RMSNorm(reduction_axes=R, feature_axes=0)`` on (K, *R) with its scale parameter
+    = the contract's scale per kept position, then + offset."""
+    a, undo = _kept_last(x, axes)
+    keep = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    gamma = _kept_last(jnp.broadcast_to(scale, keep), axes)[0].reshape(a.shape[0])
+    layer = nn.RMSNorm(epsilon=epsilon, reduction_axes=tuple(range(1, a.ndim)), feature_axes=0)
+    return undo(layer.apply({"params": {"scale": gamma}}, a)) + offset
+
+
+FORWARDS["flax_rms_norm"] = rms_norm_forward
+flax_rms_norm = jax_subject("flax_rms_norm", rms_norm_forward, "flax.linen.RMSNorm(feature_axes=0)", library=LIBRARY)
+flax_rms_norm.bn_norm = "rms"
+
+
 # XLA compiles each new shape (0.1-1 s): shapes from a few buckets (bn_reference.harness.budget).
-for _f in (flax_layer_norm, flax_layer_norm_two_pass, flax_batch_norm, flax_batch_norm_two_pass, flax_group_norm, flax_group_norm_two_pass):
+for _f in (flax_layer_norm, flax_layer_norm_two_pass, flax_batch_norm, flax_batch_norm_two_pass, flax_group_norm, flax_group_norm_two_pass, flax_rms_norm):
     _f.bn_compiles = True

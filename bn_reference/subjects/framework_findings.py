@@ -28,6 +28,7 @@ MODULES = {
     "ort_": "bn_reference.subjects.onnxruntime_ops",
     "keras_jax_": "bn_reference.subjects.keras_backends",
     "keras_torch_": "bn_reference.subjects.keras_backends",
+    "keras_tf_": "bn_reference.subjects.keras_layers",
 }
 
 
@@ -119,7 +120,10 @@ _ORT_EPSILON_FLOAT32 = (
     "ONNX attributes of type FLOAT are 32-bit (onnx/onnx.proto, AttributeProto `float f`), so "
     "BatchNormalization's `epsilon` is fl32(eps) whatever x's dtype: a float64 model normalizes with "
     "sqrt(var + fl32(eps)). Measured: eps = 1e-3 differs from the reference by ~1e-10 (~3e5 times "
-    "the float64 bound); eps = 0.5 (exact in float32) or the reference run with fl32(1e-3) agree to 1 ulp."
+    "the float64 bound); eps = 0.5 (exact in float32) or the reference run with fl32(1e-3) agree to 1 ulp. "
+    "RMSNormalization-23 likewise (its kernel reads `GetAttr<float>(\"epsilon\")`, onnxruntime/core/"
+    "providers/cpu/nn/layer_norm_impl.cc, LayerNormImpl): sqrt(ms + fl32(eps)) in float64, measured "
+    "relative error 1.4e-8 at ms << eps = 1e-3, and 0 against the reference run with fl32(eps)."
 )
 
 _ORT_GROUP_NORM_ONE_PASS = (
@@ -145,7 +149,9 @@ _ORT_GROUP_NORM_EMPTY = (
 _ORT_LAYER_NORM_EMPTY = (
     "ONNX Runtime's CPU LayerNormalization kernel refuses a normalized part of size 0: "
     "'Size of X.shape[axis:] must be at least 1, got 0' (INVALID_ARGUMENT, raised by the kernel's "
-    "input check), where the contract returns an empty output of x's shape."
+    "input check), where the contract returns an empty output of x's shape. RMSNormalization-23 runs "
+    "the same kernel (onnxruntime/core/providers/cpu/nn/rms_norm.cc: `class RMSNorm : LayerNormImpl`, "
+    "simplified) and raises the same error."
 )
 
 _KERAS_TORCH_ONE_PASS = (
@@ -208,8 +214,9 @@ _KERAS_FLOAT64_IN_FLOAT32 = (
     "backend.result_type(x.dtype, \"float32\")` to upcast half precision, and Keras 3's "
     "result_type maps every 64-bit result to 32 bits (keras/src/backend/common/dtypes.py, "
     "_lattice_result_type(): `out_dtype = BIT64_TO_BIT32_DTYPE.get(out_dtype, out_dtype)`, "
-    "'to be aligned with JAX's default behavior'), so result_type('float64', 'float32') is "
-    "'float32' on every backend: x is cast to float32, normalized, and the output cast back to "
+    "'to be aligned with JAX's default behavior'; BIT64_TO_BIT32_DTYPE keeps float64 on TensorFlow "
+    "only), so result_type('float64', 'float32') is 'float32' on the JAX and PyTorch backends: x is "
+    "cast to float32, normalized, and the output cast back to "
     "float64 (measured: errors ~1e-8, float32's rounding, against a float64 bound of ~1e-15; "
     "|x| > 3.4e38 becomes inf, y = NaN)."
 )
@@ -255,6 +262,49 @@ _JAX_STABLE_F16_LAWS = (
     "test_agrees_with_float64_reference", "test_agrees_beyond_16_bit_counts", "test_huge_values_up_to_the_overflow_limit",
     "test_scale_identity", "test_unit_variance", "test_translation_invariance", "test_nonfinite_value_stays_in_its_slice",
 )
+
+_JAX_HALF_OFFSET_GRADIENT = (
+    "the gradient of `+ offset` (RMSNorm has no bias: the adapter adds the contract's offset after "
+    "the layer, in JAX, in x's dtype, and jax.vjp differentiates it) is JAX's transpose of the "
+    "broadcast, `reduce_sum(ct, axes)` in the cotangent's dtype (jax/_src/lax/lax.py, "
+    "_broadcast_in_dim_transpose_rule() and _unbroadcast(): no upcast, unlike jnp.sum), which XLA's "
+    "CPU reduction accumulates in float16/bfloat16 (measured: lax.reduce_sum of a (246, 4) float16 "
+    "array gives 233.2 where the exact sum is 233.14 and jnp.sum, which upcasts, 233.1); the "
+    "gradient contract accumulates in float32 (bn_reference/mathematics/gradients.py, item 6). "
+    "Observed: dbeta of a (246, 4) float16 dy 966.0 for 967.59 (err/bound 1.27); of a (31,) "
+    "bfloat16 dy -312 for -314.56 (1.03). Flax's own arithmetic (dx, dgamma: float32 statistics "
+    "and scale product) passes."
+)
+
+_KERAS_RMS_FLOAT64_IN_FLOAT32 = (
+    "a float64 input is normalized in float32: keras.ops.rms_normalization, which "
+    "keras.layers.RMSNormalization.call() calls, computes in `compute_dtype = "
+    "backend.result_type(x.dtype, \"float32\")` (keras/src/ops/nn.py, _rms_normalization(): 'Computes "
+    "in at least float32 precision for stability in half precision training'), and Keras 3's "
+    "result_type maps float64 to float32 on every backend but TensorFlow (keras/src/backend/common/"
+    "dtypes.py, BIT64_TO_BIT32_DTYPE: `\"float64\": \"float64\" if config.backend() == \"tensorflow\" "
+    "else \"float32\"`, applied by _lattice_result_type()): x is cast to float32, normalized (on "
+    "PyTorch by torch.nn.functional.rms_norm, on JAX by mean, rsqrt and multiply), and cast back to "
+    "float64 (measured: err/bound up to 6e7 against the float64 model; squares beyond 3.4e38 are inf "
+    "in float32, y = 0 or NaN). keras.ops.rms_normalization on JAX multiplies by the scale it is "
+    "given in float32 too, so a per-feature scale is rounded to float32 there (the affine law). "
+    "keras_tf_rms_norm and keras_tf_ops_rms_norm keep float64 and pass."
+)
+# Every law that compares a float64 output with a float64-precision bound or with another call
+# at a different scale (measured on both backends, both APIs, under the default profile; the
+# scale identity is reached where a x leaves float32's range: its squares overflow).
+_KERAS_RMS_FLOAT64_LAWS = (
+    "test_agrees_beyond_16_bit_counts", "test_agrees_with_float64_reference", "test_constant_slices_keep_their_sign",
+    "test_huge_values_up_to_the_overflow_limit", "test_idempotence", "test_nonfinite_value_stays_in_its_slice",
+    "test_permutation_equivariance", "test_rms_epsilon_sensitivity", "test_translation_moves_the_output",
+    "test_unit_mean_square", "test_scale_identity",
+)
+_KERAS_RMS_FLOAT64_CELLS = {
+    "keras_jax_rms_norm": _KERAS_RMS_FLOAT64_LAWS,
+    "keras_torch_rms_norm": _KERAS_RMS_FLOAT64_LAWS,
+    "keras_torch_ops_rms_norm": _KERAS_RMS_FLOAT64_LAWS,  # the scale applied after, in float64
+    "keras_jax_ops_rms_norm": (*_KERAS_RMS_FLOAT64_LAWS, "test_affine_acts_per_feature"),  # the scale inside, in float32
+}
 
 FINDINGS: list[Finding] = [
     # inductor_batch_norm is torch.compile(F.batch_norm): Dynamo runs the same Python checks of
@@ -319,7 +369,18 @@ FINDINGS: list[Finding] = [
     ),
     # Both reshape/kernel refusals happen for any dtype with a zero-size dimension.
     Finding(("ort_group_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_GROUP_NORM_EMPTY),
-    Finding(("ort_layer_norm",), "test_zero_size_dimensions_give_an_empty_output", _ORT_LAYER_NORM_EMPTY),
+    Finding(("ort_layer_norm", "ort_rms_norm"), "test_zero_size_dimensions_give_an_empty_output", _ORT_LAYER_NORM_EMPTY),
+    # ort_rms_norm in float64: every law that compares an output with epsilon's exact effect (as
+    # for ort_batch_norm; not the laws with the same epsilon on both sides, or a power-of-two
+    # scaled one: permutation, layout, affine, scale identity), the RMSNorm laws included.
+    *(
+        Finding(("ort_rms_norm",), prop, _ORT_EPSILON_FLOAT32, ("float64",))
+        for prop in (
+            "test_agrees_with_float64_reference", "test_agrees_beyond_16_bit_counts", "test_nonfinite_value_stays_in_its_slice",
+            "test_huge_values_up_to_the_overflow_limit", "test_unit_mean_square", "test_rms_epsilon_sensitivity",
+            "test_constant_slices_keep_their_sign", "test_translation_moves_the_output",
+        )
+    ),
     # Keras on the PyTorch backend, BatchNormalization: the one-pass cells in float32 (measured;
     # in half precision the layer upcasts to float32 and the drawn regimes reach no cancellation).
     *(
@@ -341,6 +402,7 @@ FINDINGS: list[Finding] = [
     Finding(("keras_torch_layer_norm",), "test_moment_decomposition", _KERAS_TORCH_ONE_PASS, ("float64",)),
     Finding(("keras_torch_layer_norm",), "test_parallel_merge", _KERAS_TORCH_BF16_MOMENTS, ("bfloat16",)),
     *(Finding((name,), prop, _KERAS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_FLOAT64_CELLS.items() for prop in props),
+    *(Finding((name,), prop, _KERAS_RMS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_RMS_FLOAT64_CELLS.items() for prop in props),
     # Flax use_fast_variance=True (the default), measured under the ``conformance`` profile: the
     # cells where its examples reached |mean| >> std (zero mean HOLDS: a wrong variance rescales
     # x - mu, whose mean stays 0). Half precision is reduced in float32 (force_float32_reductions),
@@ -351,4 +413,7 @@ FINDINGS: list[Finding] = [
         for prop, dtypes in cells.items()
     ),
     Finding(("flax_batch_norm",), "test_huge_values_up_to_the_overflow_limit", _XLA_SQUARE_OF_MEAN, ("bfloat16",)),
+    # flax_rms_norm: its only gradient law that sums dy alone over the reduced axes (dbeta), in
+    # both half-precision dtypes (the cause is the dtype of the sum, not the draw).
+    Finding(("flax_rms_norm",), "test_dbeta", _JAX_HALF_OFFSET_GRADIENT, ("float16", "bfloat16")),
 ]

@@ -1,5 +1,5 @@
-"""Keras 3 ``BatchNormalization`` and ``LayerNormalization`` on the JAX and PyTorch backends
-(``pip install "bn-props[jax]"`` / ``"bn-props[torch]"``).
+"""Keras 3 ``BatchNormalization``, ``LayerNormalization`` and RMSNorm on the JAX and PyTorch
+backends (``pip install "bn-props[jax]"`` / ``"bn-props[torch]"``).
 
 A Keras backend is fixed per process (``KERAS_BACKEND`` is read when Keras is first
 imported, and this process's Keras serves TensorFlow), so each backend runs in a child
@@ -14,6 +14,10 @@ keras_jax_batch_norm     ``BatchNormalization(axis=0, momentum=0)``, gamma/beta 
 keras_torch_batch_norm   contract's scale/offset per kept position, ``training=True``
 keras_jax_layer_norm     ``LayerNormalization(axis=[1..], center=False, scale=False)``,
 keras_torch_layer_norm   then * scale + offset here, in x's dtype
+keras_jax_rms_norm       ``RMSNormalization(axis=[1..])`` / ``ops.rms_normalization(axis=
+keras_torch_rms_norm     [1..])``: RMSNorm (``bn_norm = "rms"``); where each takes the
+keras_jax_ops_rms_norm   contract's scale: ``bn_reference.subjects._keras_rms`` (the same
+keras_torch_ops_rms_norm adapters serve the TensorFlow backend, in ``keras_layers``)
 =======================  ===============================================================
 
 K is the product of the kept sides, R the reduced sides (``_framework.kept_last``): the
@@ -36,12 +40,17 @@ import numpy as np
 
 from bn_reference.subjects import check_call
 from bn_reference.subjects._framework import FrameworkMissing, affine_after, kept_last, per_kept
+from bn_reference.subjects._keras_rms import rms_subject
 
 __all__ = [
     "keras_jax_batch_norm",
     "keras_jax_layer_norm",
     "keras_torch_batch_norm",
     "keras_torch_layer_norm",
+    "keras_jax_rms_norm",
+    "keras_jax_ops_rms_norm",
+    "keras_torch_rms_norm",
+    "keras_torch_ops_rms_norm",
     "KerasBackendError",
     "worker",
     "LIBRARY",
@@ -99,6 +108,8 @@ class _Worker:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        if self.proc is not None:
+            self.proc.stdout.close()  # else a ResourceWarning (unclosed file) at exit
         self.proc = None
 
 
@@ -185,5 +196,15 @@ for _f in (keras_jax_batch_norm, keras_jax_layer_norm, keras_torch_batch_norm, k
     _f.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
     _f.bn_library = LIBRARY
 
+def _rms(backend: str, op: str):
+    """The RMSNorm subject ``keras_{backend}_{op}`` (``_keras_rms.OPS``), run in the backend's child."""
+    return rms_subject(f"keras_{backend}_{op}", op, lambda *call: worker(backend).call(*call), backend=backend, library=LIBRARY)
+
+
+keras_jax_rms_norm, keras_jax_ops_rms_norm = _rms("jax", "rms_norm"), _rms("jax", "ops_rms_norm")
+keras_torch_rms_norm, keras_torch_ops_rms_norm = _rms("torch", "rms_norm"), _rms("torch", "ops_rms_norm")
+
+
 # On the JAX backend each new shape compiles (XLA): shapes from a few buckets (bn_reference.harness.budget).
 keras_jax_batch_norm.bn_compiles = keras_jax_layer_norm.bn_compiles = True
+keras_jax_rms_norm.bn_compiles = keras_jax_ops_rms_norm.bn_compiles = True

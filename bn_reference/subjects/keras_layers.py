@@ -17,7 +17,15 @@ keras_group_norm       every axis but 0 (rank >= 2); every axis but 0    all fou
                        and one channel axis k (rank >= 3)
 fused_batch_norm       any non-empty set (x rearranged to N, H, W, C)    float32, float16,
 fused_batch_norm_nchw                                                    bfloat16
+keras_tf_rms_norm      any non-empty set (x rearranged to (K, *R))       all four
+keras_tf_ops_rms_norm
 =====================  ===============================================  ====================
+
+``keras_tf_rms_norm`` (``keras.layers.RMSNormalization``) and ``keras_tf_ops_rms_norm``
+(``keras.ops.rms_normalization``) are RMSNorm subjects (``bn_norm = "rms"``) registered in
+``subjects.FRAMEWORK_SUBJECTS`` with their JAX and PyTorch twins (``keras_backends``), so the
+conformance run checks them (group ``keras_tf``); how they compute and take the contract's
+scale: ``bn_reference.subjects._keras_rms``.
 
 Measured on TF 2.21 / Keras 3.15, CPU (``properties/test_layers.py`` checks each fact):
 
@@ -70,6 +78,7 @@ import math
 import numpy as np
 
 from bn_reference.subjects import check_call, supports
+from bn_reference.subjects._keras_rms import keras_rms_ops, rms_subject
 from bn_reference.mathematics.validation import check_mask, check_x, normalize_axes
 
 __all__ = [
@@ -77,6 +86,8 @@ __all__ = [
     "keras_masked_batch_norm",
     "keras_layer_norm",
     "keras_group_norm",
+    "keras_tf_rms_norm",
+    "keras_tf_ops_rms_norm",
     "fused_batch_norm",
     "fused_batch_norm_nchw",
     "fused_batch_statistics",
@@ -428,6 +439,24 @@ def keras_group_norm(x, *, axes, scale, offset, epsilon, training):
 
 
 keras_group_norm.bn_axes = keras_gn_axes
+
+
+# --------------------------------------------------------------------------------------
+# keras.layers.RMSNormalization, keras.ops.rms_normalization (bn_reference.subjects._keras_rms)
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _tf_rms_ops():
+    return keras_rms_ops(_keras())
+
+
+def _tf_rms_run(op, a, scale, epsilon):
+    return _tf_rms_ops()[op](a, scale, epsilon)
+
+
+keras_tf_rms_norm = rms_subject("keras_tf_rms_norm", "rms_norm", _tf_rms_run, backend="tensorflow", library="keras")
+keras_tf_ops_rms_norm = rms_subject("keras_tf_ops_rms_norm", "ops_rms_norm", _tf_rms_run, backend="tensorflow", library="keras")
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ ort_layer_norm      ``LayerNormalization`` (opset 17, ``axis=1``) on         flo
                     (K, *R), Scale = ones, then * scale + offset
 ort_group_norm      ``GroupNormalization`` (opset 21, ``num_groups=1``) on   float32, float64, float16
                     (K, R0, R1...), scale/bias = 1/0, then * scale + offset
+ort_rms_norm        ``RMSNormalization`` (opset 23, ``axis=1``) on (K, *R),  float32, float64, float16
+                    Scale = the contract's scale as (K, 1, ..., 1), then
+                    + offset (``bn_norm = "rms"``)
 ==================  =====================================================  ==========================
 
 K is the product of the kept sides, R the reduced sides (``_framework.kept_last``), so the
@@ -17,6 +20,16 @@ operator's own reduction is exactly the contract's, for every axis set. ONNX Run
 CPU provider has no bfloat16 kernel for these operators, and ``LayerNormalization``'s
 float64 kernel wants float64 ``Mean``/``InvStdDev`` outputs (``stash_type``) that the
 reference build rejects, hence the dtypes.
+
+``RMSNormalization``-23 runs ONNX Runtime's LayerNormalization kernel in its simplified form
+(``onnxruntime/core/providers/cpu/nn/rms_norm.cc``: ``class RMSNorm : LayerNormImpl(info,
+simplified = true)``, registered for float, double and float16; ``layer_norm_impl.cc``,
+``ComputeImpl()``: ``sqrt(mean_square / norm_size + epsilon)`` over the axes from ``axis`` on,
+``x / rms * scale``). Its ``Scale`` is broadcast (measured): the contract's per-kept-position
+scale goes in as ``(K, 1, ..., 1)``. Its epsilon is a 32-bit FLOAT attribute, as every ONNX
+one (a framework finding in float64). bfloat16 has no kernel: ORT falls back to the ONNX
+function body, whose ``Mul`` has no bfloat16 CPU kernel ("Could not find an implementation
+for Mul(14)").
 
 ``BatchNormalization`` in training mode also outputs ``running_mean = input_mean * momentum
 + current_mean * (1 - momentum)`` and likewise ``running_var`` with the population
@@ -42,7 +55,7 @@ helper = onnx.helper
 ort.set_default_logger_severity(3)  # errors are raised as exceptions; no ANSI log lines on stderr
 TensorProto = onnx.TensorProto
 
-__all__ = ["ort_batch_norm", "ort_layer_norm", "ort_group_norm", "session", "LIBRARY"]
+__all__ = ["ort_batch_norm", "ort_layer_norm", "ort_group_norm", "ort_rms_norm", "session", "LIBRARY"]
 
 LIBRARY = "onnxruntime"
 _ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "float16": TensorProto.FLOAT16}
@@ -74,8 +87,13 @@ def session(op: str, rank: int, dtype: str, epsilon: float):
         outputs = [_symbolic("Y", elem, rank, "d")]
         node = helper.make_node(op, ["X", "scale", "bias"], ["Y"], num_groups=1, epsilon=epsilon)
         opset = 21
+    elif op == "RMSNormalization":
+        params = [_symbolic("Scale", elem, rank, "s")]
+        outputs = [_symbolic("Y", elem, rank, "d")]
+        node = helper.make_node(op, ["X", "Scale"], ["Y"], axis=1, epsilon=epsilon)
+        opset = 23
     else:
-        raise ValueError(f"op must be BatchNormalization, LayerNormalization or GroupNormalization, got {op!r}")
+        raise ValueError(f"op must be BatchNormalization, LayerNormalization, GroupNormalization or RMSNormalization, got {op!r}")
     model = helper.make_model(helper.make_graph([node], op, [x, *params], outputs), opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 10
     options = ort.SessionOptions()
@@ -151,12 +169,27 @@ def ort_group_norm(x, *, axes, scale, offset, epsilon, training):
     return affine_after(undo(y), scale, offset, x.dtype)
 
 
+def ort_rms_norm(x, *, axes, scale, offset, epsilon, training):
+    """ONNX ``RMSNormalization`` (opset 23, ``axis=1``: over every axis of (K, *R) but the
+    first), Scale = the contract's scale per kept position as (K, 1, ..., 1), then + offset
+    in x's dtype; ``training`` False/None returns x."""
+    x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
+    if not train:
+        return x.copy()
+    a, undo = kept_last(x, axes)
+    gamma = per_kept(scale, x.shape, axes, x.dtype).reshape((-1,) + (1,) * (a.ndim - 1))
+    (y,) = session("RMSNormalization", a.ndim, x.dtype.name, float(epsilon)).run(None, {"X": a, "Scale": gamma})
+    return affine_after(undo(y), 1.0, offset, x.dtype)
+
+
 for _f, _dtypes, _api in (
     (ort_batch_norm, ("float32", "float64", "float16"), "onnxruntime BatchNormalization-15 (training_mode=1)"),
     (ort_layer_norm, ("float32", "float16"), "onnxruntime LayerNormalization-17"),
     (ort_group_norm, ("float32", "float64", "float16"), "onnxruntime GroupNormalization-21"),
+    (ort_rms_norm, ("float32", "float64", "float16"), "onnxruntime RMSNormalization-23"),
 ):
     _f.bn_dtypes = _dtypes
     _f.bn_library = LIBRARY
     _f.bn_api = _api
 ort_batch_norm.moments = _batch_norm_moments
+ort_rms_norm.bn_norm = "rms"
