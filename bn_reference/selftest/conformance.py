@@ -51,10 +51,11 @@ PROFILE = "conformance"
 # The profile each group is published with (issue 24: a cell means something): ``ci``'s 200
 # examples per cell for the APIs that run eagerly; ``compiled``'s 100 for those that compile
 # per shape (JAX, Flax, Keras on JAX: bn_compiles, so shapes from a few buckets, each compiled
-# once), without a time budget; inductor keeps ``conformance`` and its 5-minute budget (each
+# once), and for Keras on PyTorch and TensorFlow (a call crosses a process, or Keras' eager
+# TF layer), without a time budget; inductor keeps ``conformance`` and its 5-minute budget (each
 # bucket compiles C++; the page gives its examples per cell). A profile on the command line
 # (CI's regression check: ``-- --hypothesis-profile conformance``) overrides them all.
-GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "ci", "keras_tf": "ci", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
+GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "compiled", "keras_tf": "compiled", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
 
 
 # group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
