@@ -186,6 +186,9 @@ def pytest_report_header(config):
     return lines
 
 
+_NO_SUBJECT_ID = "no-subject-of-its-family"  # the one cell of a law no checked subject's family has (deselected)
+
+
 def pytest_generate_tests(metafunc):
     if "subject" not in metafunc.fixturenames or not activation.is_active(metafunc.config):
         return
@@ -194,7 +197,7 @@ def pytest_generate_tests(metafunc):
     if not subjects:  # a law of another family than every subject's: one skipped cell saying so
         names = ["subject", "dtype"] if "dtype" in metafunc.fixturenames else ["subject"]
         why = f"a law of {applicability.describe(tags)}; no subject checked is one"
-        metafunc.parametrize(",".join(names), [pytest.param(*[None] * len(names), marks=pytest.mark.skip(reason=why), id="no-subject-of-its-family")])
+        metafunc.parametrize(",".join(names), [pytest.param(*[None] * len(names), marks=pytest.mark.skip(reason=why), id=_NO_SUBJECT_ID)])
         return
     if "dtype" in metafunc.fixturenames:
         pairs = [(s, d) for s in subjects for d in s.dtypes]
@@ -238,6 +241,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xfail(strict=strict, reason=deviation.reason))
             item.user_properties.append((_CELL_KEY, cell_key(params["subject"].spec, item.originalname, item.callspec.id)))
             item.user_properties.append((_LAW_KEY, failure.first_sentence(getattr(getattr(item, "function", None), "__doc__", None))))
+    # A law of another family than every checked subject's (applicability: its one cell of no
+    # subject) is deselected, not skipped: for these subjects the mathematics does not say it.
+    unrelated = [i for i in items if getattr(getattr(i, "callspec", None), "id", "").endswith(_NO_SUBJECT_ID)]
+    if unrelated:
+        config.hook.pytest_deselected(items=unrelated)
+        items[:] = [i for i in items if i not in unrelated]
     if not config.stash[_USER_CHOSEN]:
         return
     # Checking chosen subjects: keep only the properties that take a subject (drop the
