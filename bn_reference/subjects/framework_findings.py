@@ -103,9 +103,9 @@ _TORCH_ZERO_CHANNELS = (
 )
 
 _JAX_FAST_F16_SQUARE = (
-    _ONE_PASS_JAX
-    + " In float16 the squares themselves overflow: jnp.square(x) is formed in x's dtype before "
-    "the mean (|x| > 255.9 gives inf), so E[x^2] - E[x]^2 is inf - finite or inf - inf (NaN)."
+    "float16 squares overflow in the one-pass variance: jnp.square(x) is formed in x's dtype before "
+    "the mean (|x| > 255.9 gives inf), so E[x^2] - E[x]^2 is inf - finite or inf - inf (NaN). The "
+    "same " + _ONE_PASS_JAX
 )
 
 _JAX_STABLE_F16_SQUARE = (
