@@ -403,14 +403,17 @@ FINDINGS: list[Finding] = [
     Finding(("keras_torch_layer_norm",), "test_parallel_merge", _KERAS_TORCH_BF16_MOMENTS, ("bfloat16",)),
     *(Finding((name,), prop, _KERAS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_FLOAT64_CELLS.items() for prop in props),
     *(Finding((name,), prop, _KERAS_RMS_FLOAT64_IN_FLOAT32, ("float64",)) for name, props in _KERAS_RMS_FLOAT64_CELLS.items() for prop in props),
-    # Flax use_fast_variance=True (the default), measured under the ``conformance`` profile: the
-    # cells where its examples reached |mean| >> std (zero mean HOLDS: a wrong variance rescales
-    # x - mu, whose mean stays 0). Half precision is reduced in float32 (force_float32_reductions),
-    # where the 20 examples reach no cancellation, except the XLA overflow below.
+    # Flax use_fast_variance=True (the default): one cause, the one-pass variance, listed for
+    # every dtype and law it reaches (issue 24: by cause, not by the cells a run's examples hit;
+    # the new draws failed 10 cells the measured lists left out, zero mean among them: with the
+    # variance cancelled to 0, inv = eps^-1/2 multiplies the mean's rounding). Half precision is
+    # reduced in float32, where |mean| / std up to 2048 (float16's resolvable spread) still
+    # cancels 2^-24 * 2048^2 = 25% of the variance.
     *(
         Finding((f"flax_{op}",), prop, _ONE_PASS_FLAX, dtypes)
-        for op, cells in _FLAX_ONE_PASS_CELLS.items()
-        for prop, dtypes in cells.items()
+        for op in _FLAX_ONE_PASS_CELLS
+        for prop in sorted(set(_JAX_ONE_PASS_LAWS) | {"test_zero_mean"} | {p for p in _FLAX_ONE_PASS_CELLS[op]})
+        for dtypes in (tuple(d for d in ("float32", "float64", "float16", "bfloat16") if not (op == "batch_norm" and prop == "test_huge_values_up_to_the_overflow_limit" and d == "bfloat16")),)
     ),
     Finding(("flax_batch_norm",), "test_huge_values_up_to_the_overflow_limit", _XLA_SQUARE_OF_MEAN, ("bfloat16",)),
     # flax_rms_norm: its only gradient law that sums dy alone over the reduced axes (dbeta), in
