@@ -156,9 +156,9 @@ def normalize(x: np.ndarray, axes, scale=1.0, offset=0.0, epsilon: float = 1e-3,
     return (rms_norm if norm == "rms" else batch_norm)(x, axes, scale, offset, epsilon, dtype=dtype)
 
 
-def reference(x, *, axes, scale, offset, epsilon, training):
-    """The reference as a subject: ``batch_norm`` when training, else a copy of ``x``
-    (each argument checked once)."""
+def _as_subject(x, axes, scale, offset, epsilon, training, norm: str):
+    """The contract's call of the reference for ``norm``: each argument checked once, then the
+    normalization when training, else a copy of ``x``."""
     x = check_x(x)
     axes = normalize_axes(axes, x.ndim)
     gamma = check_affine("scale", scale, x.shape, axes)
@@ -166,7 +166,13 @@ def reference(x, *, axes, scale, offset, epsilon, training):
     eps = check_epsilon(epsilon)
     if not check_training(training):
         return x.copy()
-    return _batch_norm(x, axes, gamma, beta, eps, x.dtype)
+    return _batch_norm(x, axes, gamma, beta, eps, x.dtype, norm)
+
+
+def reference(x, *, axes, scale, offset, epsilon, training):
+    """The reference as a subject: ``batch_norm`` when training, else a copy of ``x``
+    (each argument checked once)."""
+    return _as_subject(x, axes, scale, offset, epsilon, training, "standard")
 
 
 reference.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
@@ -176,14 +182,7 @@ reference.moments = lambda x, *, axes: moments(x, axes)
 def rms_reference(x, *, axes, scale, offset, epsilon, training):
     """The RMSNorm reference as a subject (``bn_norm = "rms"``): ``rms_norm`` when training,
     else a copy of ``x``."""
-    x = check_x(x)
-    axes = normalize_axes(axes, x.ndim)
-    gamma = check_affine("scale", scale, x.shape, axes)
-    beta = check_affine("offset", offset, x.shape, axes)
-    eps = check_epsilon(epsilon)
-    if not check_training(training):
-        return x.copy()
-    return _batch_norm(x, axes, gamma, beta, eps, x.dtype, "rms")
+    return _as_subject(x, axes, scale, offset, epsilon, training, "rms")
 
 
 rms_reference.bn_dtypes = reference.bn_dtypes

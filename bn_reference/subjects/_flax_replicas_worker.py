@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
-import sys
-import traceback
+
+from bn_reference.subjects._pipe_worker import run
 
 
-def _serve(inp, out):
+def _ops() -> dict:
     os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 stays float64 (as jax_nn.py runs it)
     import flax
     import flax.linen as nn
@@ -63,24 +62,11 @@ def _serve(inp, out):
         return np.asarray(program(bool(fast))(stacked, mask, epsilon))
 
     ops = {"sync_bn": sync_bn, "version": lambda: (jax.__version__, flax.__version__, len(devices))}
-    while True:
-        try:
-            op, payload = pickle.load(inp)
-        except EOFError:
-            return
-        try:
-            answer = ("ok", ops[op](*payload))
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-            traceback.print_exc(file=sys.stderr)
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
+    return ops
 
 
 def main() -> None:
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed from here on goes to stderr
-    _serve(sys.stdin.buffer, out)
+    run(_ops)
 
 
 if __name__ == "__main__":

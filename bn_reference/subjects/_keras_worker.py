@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
-import sys
-import traceback
+
+from bn_reference.subjects._pipe_worker import run
 
 
-def _serve(inp, out):
+def _ops() -> dict:
     if os.environ.get("KERAS_BACKEND") == "jax":
         # float64 as the other JAX subjects run it (jax_nn.py): with jax_enable_x64 at its
         # default False, JAX silently computes a float64 array in float32 (jax/_src/config.py).
@@ -81,24 +80,11 @@ def _serve(inp, out):
         **keras_rms_ops(keras),
         "version": lambda: (keras.__version__, keras.backend.backend()),
     }
-    while True:
-        try:
-            op, payload = pickle.load(inp)
-        except EOFError:
-            return
-        try:
-            answer = ("ok", ops[op](*payload))
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-            traceback.print_exc(file=sys.stderr)
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
+    return ops
 
 
 def main() -> None:
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed from here on goes to stderr
-    _serve(sys.stdin.buffer, out)
+    run(_ops)
 
 
 if __name__ == "__main__":
