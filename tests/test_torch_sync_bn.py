@@ -40,8 +40,12 @@ def test_torch_sync_bn_passes_the_replicas_laws(tmp_path):
     assert all(f"[{SPEC}-" in name for name in ran)
 
 
-def test_the_group_is_started_once_and_shut_down():
+def test_the_group_is_started_once_and_shut_down(monkeypatch):
     _torch()
+    # examples/ is not a package on the import path of an installed or CI run: put the checkout
+    # first, as the suite's subprocess runs do (their PYTHONPATH); spawned workers inherit it.
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     from examples import torch_sync_bn as m
 
     x = np.arange(12, dtype=np.float32).reshape(6, 2)
