@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bn_reference.harness.applicability import require_vjp
 from bn_reference.mathematics import gradients as gr
 
 pytestmark = pytest.mark.gradients
@@ -25,10 +26,7 @@ narrow_domain = settings(suppress_health_check=[HealthCheck.too_slow, HealthChec
 
 @pytest.fixture(autouse=True)
 def _needs_vjp(subject):
-    if subject.vjp is None:
-        pytest.skip(f"{subject.spec} has no vjp(x, dy, *, axes, scale, offset, epsilon) (the gradient contract)")
-    if subject.mixed:
-        pytest.skip(f"{subject.spec} declares bn_output_dtype: the gradient laws are stated for y in x's dtype only")
+    require_vjp(subject)
 
 
 @pytest.mark.bn_family("standard", "rms")

@@ -13,12 +13,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from bn_reference.harness.applicability import require_vjp
 from bn_reference.mathematics import checks
 from bn_reference.mathematics import strategies as bst
 from bn_reference.mathematics.laws import check_close_to, output_bound, run
 from bn_reference.mathematics.masked import (
     MASK_DENSITIES,
+    check_masked_gradients,
     draw_masked_case,
+    draw_masked_grad_case,
     empty_slices,
     masks,
     with_an_empty_slice,
@@ -152,3 +155,24 @@ def test_empty_slices_use_zero_moments(subject, dtype, data):
         law="empty slice (no counted element): mu_p = 0, sigma_p^2 = 0, y_i = x_i / sqrt(eps) gamma + beta",
         got="BN(x; m)", want="x / sqrt(eps) gamma + beta",
     )
+
+
+@pytest.fixture
+def needs_vjp(subject):
+    require_vjp(subject)
+
+
+@pytest.mark.gradients
+@pytest.mark.usefixtures("needs_vjp")
+@given(data=st.data())
+def test_gradients_follow_the_masked_moments(subject, dtype, data):
+    """The subject's ``vjp(x, dy, ..., mask=m)``: only counted elements move the moments, so
+    d mu / d x_j = c_j / n and d var / d x_j = 2 c_j (x_j - mu) / n, and every output of the
+    slice (counted or not) reads them:
+    dx_j = gamma inv (dy_j - c_j (sum_A dy + x_hat_j sum_A(dy x_hat)) / n),
+    dgamma = R_gamma(dy x_hat), dbeta = R_beta(dy), x_hat with the masked moments
+    (``masked.masked_batch_norm_vjp``; an empty slice: dx = gamma eps^-1/2 dy). Each within
+    the gradient error model with the counted statistics (``gradients`` item 10). A backward
+    pass that takes its means over the counted elements only, or gives uncounted elements
+    the mean terms, is off by O(gamma inv |m1|) at every element."""
+    check_masked_gradients(subject, *draw_masked_grad_case(data, subject, dtype))

@@ -8,7 +8,8 @@ from hypothesis import find, settings
 
 from bn_reference.harness.applicability import applies
 from bn_reference.mathematics import masked
-from bn_reference.mathematics.reference import batch_norm
+from bn_reference.mathematics.gradients import grad_bound
+from bn_reference.mathematics.reference import batch_norm, batch_norm_vjp
 from bn_reference.mathematics.tolerance import bound
 from bn_reference.selftest.mutants import masked_two_pass
 from bn_reference.subjects import Subject, signature
@@ -101,3 +102,43 @@ def test_masks_are_drawn_in_every_broadcastable_shape(kind):
         assert mask.shape == (3, 1, 5)
     elif kind == "fewer leading dims":
         assert mask.ndim < len(shape)
+
+
+def _finite_difference_vjp(x, dy, axes, mask, scale, eps, h=1e-6):
+    """dx_j = d/dx_j sum_i dy_i y_i by central differences of the float64 masked reference."""
+    loss = lambda z: float((dy * masked.masked_batch_norm(z, axes, mask, scale, 0.0, eps)).sum())  # noqa: E731
+    dx = np.zeros_like(x)
+    for j in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[j] = h
+        dx[j] = (loss(x + e) - loss(x - e)) / (2 * h)
+    return dx
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [np.array([True, False, True, True]).reshape(1, 4, 1), np.array([True, False, True]).reshape(3, 1, 1), np.random.default_rng(5).random((3, 4, 2)) < 0.5],
+    ids=["on the reduced axis", "whole slices (empty ones)", "full"],
+)
+def test_masked_vjp_is_the_derivative(mask):
+    """``masked_batch_norm_vjp``'s dx is the derivative of the masked reference (central
+    differences, float64): counted and uncounted positions, a broadcast mask, empty slices."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4, 2))
+    dy = rng.normal(size=x.shape)
+    scale = np.linspace(0.5, 2.0, 3).reshape(3, 1, 1)
+    dx, _, _ = masked.masked_batch_norm_vjp(x, dy, (1, 2), mask, scale, 1e-3)
+    np.testing.assert_allclose(dx, _finite_difference_vjp(x, dy, (1, 2), mask, scale, 1e-3), rtol=1e-6, atol=1e-8)
+
+
+def test_all_true_masked_vjp_is_the_plain_vjp():
+    """With every element counted the masked gradients and their bounds are the plain ones."""
+    rng = np.random.default_rng(4)
+    x, dy = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    ones = np.ones((1,), bool)
+    for got, want in zip(masked.masked_batch_norm_vjp(x, dy, (0,), ones, 1.5, 1e-3), batch_norm_vjp(x, dy, (0,), 1.5, 1e-3)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    x16, dy16 = x.astype(np.float16), dy.astype(np.float16)
+    got, want = masked.masked_grad_bound(x16, dy16, (0,), ones, 1.5, 1e-3), grad_bound(x16, dy16, (0,), 1.5, 1e-3)
+    for name in ("dx", "dgamma", "dbeta"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-12)

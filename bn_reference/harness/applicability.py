@@ -28,7 +28,7 @@ MARKER_LINE = (
     "and 'masked'/'replicas' for subjects declaring bn_mask/bn_replicas (bn_reference.harness.applicability)"
 )
 
-__all__ = ["applies", "describe", "tags_of", "MARKER", "MARKER_LINE"]
+__all__ = ["applies", "describe", "require_vjp", "tags_of", "MARKER", "MARKER_LINE"]
 
 
 def tags_of(definition) -> tuple[str, ...]:
@@ -57,3 +57,14 @@ def describe(tags: tuple[str, ...]) -> str:
     norms = [t for t in tags if t in NORM_TAGS] or ["standard"]
     needs = [t for t in tags if t in NEED_TAGS]
     return " or ".join(f"the {n} norm" for n in norms) + (f" ({', '.join(needs)})" if needs else "")
+
+
+def require_vjp(subject) -> None:
+    """Skip the calling test unless ``subject`` states its gradient: a ``vjp`` (the gradient
+    contract), and y in x's dtype (the gradient laws are not stated for ``bn_output_dtype``)."""
+    import pytest
+
+    if subject.vjp is None:
+        pytest.skip(f"{subject.spec} has no vjp(x, dy, *, axes, scale, offset, epsilon) (the gradient contract)")
+    if subject.mixed:
+        pytest.skip(f"{subject.spec} declares bn_output_dtype: the gradient laws are stated for y in x's dtype only")

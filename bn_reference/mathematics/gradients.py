@@ -120,6 +120,24 @@ Nothing here is tuned; every term is a count of roundings times what is rounded.
    orthogonality laws of item 8 are laws of the centring norm and are not checked for RMSNorm;
    the scaling law holds as stated (``RMS_{eps a^2}(a x) = sign(a) RMS_eps(x)``).
 
+10. Masked moments (``bn_mask = True``, ``masked.masked_batch_norm_vjp``). With ``c_j`` the
+    mask broadcast to x, ``n`` the slice's count, ``mu``, ``var`` its counted moments: every
+    output ``y_i`` of the slice depends on ``x_j`` through ``mu`` and ``var`` only if
+    ``c_j``, with ``d mu / d x_j = c_j / n`` and ``d var / d x_j = 2 c_j (x_j - mu) / n``
+    (the counted deviations sum to zero), so::
+
+        dx_j = gamma inv (dy_j - c_j (m1 + x_hat_j m2)),
+        m1 = (1/n) sum_A dy,  m2 = (1/n) sum_A dy x_hat       (sums over EVERY element)
+
+    and ``dgamma``, ``dbeta`` as before, with the masked ``x_hat``. An empty slice
+    (``n = 0``: ``mu = var = 0``, constants) has ``dx = gamma eps^-1/2 dy``. The bound is
+    items 1-6 with: the moment errors of the counted statistics (``n`` in place of N, as
+    the forward's ``masked_bound``); ``m1``, ``m2`` sums of N terms divided by ``n`` (the
+    rounding count ``gamma_{N+2}`` as before, the magnitudes ``mean_A|dy|``,
+    ``mean_A(|dy|(|x| + |mu|))`` scaled by ``k = N / max(n, 1)``); the ``m1``, ``m2`` terms of
+    ``B_dx`` and their errors only where ``c_j`` (an uncounted ``dx_j = gamma inv dy_j`` has
+    T1's error alone). With every element counted, ``k = 1``, ``c = 1``: items 1-6 exactly.
+
 Domain: the autodiff form's intermediates reach ``|gamma| inv^3 N P (|x| + |mu|)``
 (``d var`` times ``x - mu``) and ``inv^3`` itself (``rsqrt``'s gradient ``-inv^3 / 2``,
 formed in x's dtype: in float16 it overflows once ``var + eps < 6e-4``, e.g. TF's
@@ -150,11 +168,13 @@ __all__ = [
     "GradBound",
     "grad_bound",
     "in_grad_domain",
+    "draw_dy",
     "grad_cases",
     "degenerate_cases",
     "degenerate_grad_cases",
     "scaled_grad_cases",
     "vjp_call",
+    "accumulation_of",
     "check_dx_agreement",
     "check_dx_sums_to_zero",
     "check_dx_orthogonal_to_x_hat",
@@ -195,11 +215,21 @@ class GradBound:
 class _GradTerms:
     """The exact float64 quantities ``grad_bound`` needs beyond the precision (slice
     statistics of x and of dy, ``inv``, ``x_hat``, ``m1``, ``m2`` and the magnitudes the
-    bounds multiply), the same for x's dtype and for float64, so computed once per call."""
+    bounds multiply), the same for x's dtype and for float64, so computed once per call.
 
-    def __init__(self, x64, d, axes, g, eps: float, norm: str = "standard"):
+    ``counted`` (masked moments, item 10): the counted statistics of each slice
+    (``masked.MaskedStats``); then ``m1``, ``m2`` are sums over the whole slice divided by
+    the count, ``k = N / max(n_p, 1)`` scales the per-slice means of ``|dy|`` to those, and
+    the weights ``c`` (the mask broadcast to x) keep the mean terms at counted positions."""
+
+    def __init__(self, x64, d, axes, g, eps: float, norm: str = "standard", counted=None):
         self.x64, self.axes, self.eps = x64, axes, eps
-        self.st, self.d_st = _SliceStats(x64, axes, norm), _SliceStats(d, axes)
+        self.st, self.d_st = (_SliceStats(x64, axes, norm) if counted is None else counted), _SliceStats(d, axes)
+        self.summands = self.d_st.n  # N: every sum of the backward pass runs over the whole slice
+        self.k, self.c = 1.0, 1.0
+        if counted is not None:
+            self.k = self.summands / np.maximum(counted.n, 1)
+            self.c = counted.full.astype(np.float64)
         self.denom = self.st.var + eps
         with np.errstate(divide="ignore"):
             self.inv = inv = 1 / np.sqrt(self.denom)
@@ -207,16 +237,16 @@ class _GradTerms:
         self.big = big = np.abs(x64) + np.abs(self.st.mu)  # |x| + |mu|
         with np.errstate(invalid="ignore", over="ignore"):
             x_hat = (x64 - self.st.mu) * inv
-            m1 = d.mean(axis=axes, keepdims=True)
-            m2 = (d * x_hat).mean(axis=axes, keepdims=True)
-            self.ad_mean = ad.mean(axis=axes, keepdims=True)
+            m1 = d.mean(axis=axes, keepdims=True) * self.k
+            m2 = (d * x_hat).mean(axis=axes, keepdims=True) * self.k
+            self.ad_mean = ad.mean(axis=axes, keepdims=True) * self.k
             self.ad_big = ad * big
-            self.ad_big_mean = self.ad_big.mean(axis=axes, keepdims=True)
+            self.ad_big_mean = self.ad_big.mean(axis=axes, keepdims=True) * self.k
             self.ag_inv = np.abs(g) * inv
-            self.ad_m1 = ad + np.abs(m1)
+            self.ad_m1 = ad + np.abs(m1) * self.c
             self.abs_x_hat = np.abs(x_hat)
             self.abs_m2 = np.abs(m2)
-            self.abs_x_hat_m2 = np.abs(x_hat * m2)
+            self.abs_x_hat_m2 = np.abs(x_hat * m2) * self.c
             self.abs_d_x_hat = np.abs(d * x_hat)
 
 
@@ -241,21 +271,20 @@ def _model(t: _GradTerms, gshape, bshape, dtype, acc) -> GradBound:
     u, tiny = unit_roundoff(dtype), float(finfo(dtype).tiny)
     ua = unit_roundoff(acc)
     half = acc != dtype
-    me, e_mu, e = _moments_used(t, dtype, acc)
-    n = me.n
+    _, e_mu, e = _moments_used(t, dtype, acc)
     inv, ad = t.inv, t.ad
     e_d = e_mu + tiny
     with np.errstate(invalid="ignore", over="ignore"):
-        e_m1 = _moment_error(t.d_st, acc, "float32").mean + (times(gamma(2, u), t.ad_mean) if half else 0.0)
-        products = gamma(n + 2, ua) + (gamma(4, u) if half else 0.0)
+        e_m1 = _moment_error(t.d_st, acc, "float32").mean * t.k + (times(gamma(2, u), t.ad_mean) if half else 0.0)
+        products = gamma(t.summands + 2, ua) + (gamma(4, u) if half else 0.0)
         e_m2 = times(products * inv, t.ad_big_mean) + times(e_d * inv, t.ad_mean) + tiny * inv
         rho1 = (1 + e) * (1 + u) ** 10 - 1
         rho3 = (1 + e) ** 3 * (1 + u) ** 10 - 1
         b_dx = t.ag_inv * (
             rho1 * t.ad_m1  # rho_1 (|dy| + |m1|)
-            + (1 + rho1) * e_m1
+            + (1 + rho1) * e_m1 * t.c
             + rho3 * t.abs_x_hat_m2
-            + (1 + rho3) * (times(t.abs_x_hat, e_m2) + times(t.abs_m2, e_d * inv) + times(e_d * inv, e_m2))
+            + (1 + rho3) * (times(t.abs_x_hat, e_m2) + times(t.abs_m2, e_d * inv) + times(e_d * inv, e_m2)) * t.c
         ) + 4 * tiny
         size = t.x64.size
         m = size // int(np.prod(gshape))  # elements summed into one gamma entry
@@ -268,18 +297,19 @@ def _model(t: _GradTerms, gshape, bshape, dtype, acc) -> GradBound:
     return GradBound(nan_inf(np.broadcast_to(b_dx, t.x64.shape)), nan_inf(b_dgamma), nan_inf(b_dbeta))
 
 
-def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32", norm="standard") -> GradBound:
+def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None, accumulation="float32", norm="standard", counted=None) -> GradBound:
     """Bounds on ``|dx - dx64|``, ``|dgamma - dgamma64|``, ``|dbeta - dbeta64|`` for a correct
     subject in ``dtype`` (default x's) under the ``accumulation`` contract (item 6): the
     model at ``dtype`` plus the model at float64. ``norm="rms"`` (item 9): the same model
-    with the centre 0 (exact, ``E_mu = 0``) and the mean of squares for the variance."""
+    with the centre 0 (exact, ``E_mu = 0``) and the mean of squares for the variance.
+    ``counted`` (item 10): the counted statistics of masked moments (``masked.MaskedStats``)."""
     dtype = np.dtype(dtype if dtype is not None else np.asarray(x).dtype)
     acc = accumulation_dtype(dtype, accumulation)
     x64 = np.asarray(x).astype(np.float64)
     d = np.asarray(dy).astype(np.float64)
     g = np.asarray(scale, dtype=np.float64)
     shapes = (np.shape(scale), np.shape(scale if offset is None else offset))
-    terms = _GradTerms(x64, d, tuple(axes), g, float(epsilon), norm)
+    terms = _GradTerms(x64, d, tuple(axes), g, float(epsilon), norm, counted)
     b = _model(terms, *shapes, dtype, acc)
     if dtype != np.float64:
         f64 = np.dtype(np.float64)
@@ -287,16 +317,17 @@ def grad_bound(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, dtype=None,
     return b
 
 
-def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, norm="standard") -> bool:
+def in_grad_domain(x, dy, axes, scale=1.0, epsilon=1e-3, *, offset=None, norm="standard", counted=None) -> bool:
     """True when the autodiff form's intermediates stay below max / 4 (module docstring), and
-    so do the sums ``R_gamma(|dy x_hat|)`` and ``R_beta(|dy|)`` that are the results."""
+    so do the sums ``R_gamma(|dy x_hat|)`` and ``R_beta(|dy|)`` that are the results.
+    ``counted``: masked moments' statistics (item 10) for the centre and the variance."""
     limit = float(finfo(np.asarray(x).dtype).max) / 4
     axes = tuple(axes)
     x64 = np.asarray(x).astype(np.float64)
     d = np.abs(np.asarray(dy).astype(np.float64))
     n = int(np.prod([x64.shape[a] for a in axes]))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        mu, spread = centre_and_spread(x64, axes, norm)
+        mu, spread = centre_and_spread(x64, axes, norm) if counted is None else (counted.mu, counted.var)
         inv = 1 / np.sqrt(spread + float(epsilon))
         big = np.abs(x64) + np.abs(mu)
         d_big = d * big
@@ -318,20 +349,20 @@ _EXPONENTS = st.integers(-3, 3)
 DY_REGIMES = bst.regimes(kinds=("gaussian", "integers"), locations=(0.0, 1.0, -10.0), spreads=(1.0, 10.0))
 
 
-def _draw_dy(data, case):
+def draw_dy(data, case, counted=None):
     """dy from a seeded generator like the data: a location (so that mean_A(dy) is not
     always ~0) plus Gaussian or integer noise, in x's dtype; the case kept only inside the
-    gradient's domain."""
+    gradient's domain (``counted``: masked moments' statistics, item 10)."""
     regime = data.draw(DY_REGIMES, label="dy regime")
     dy, _, _ = data.draw(bst.values(case.x.shape, case.axes, case.x.dtype.name, regime), label="dy")
-    assume(in_grad_domain(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, norm=case.norm))
+    assume(in_grad_domain(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, norm=case.norm, counted=counted))
     return dy
 
 
 def grad_cases(data, subject, dtype="float32"):
     """Draw ``(case, dy)``: ``case`` from ``bn_cases`` on the axis sets the subject allows."""
     case = bst.draw_case(data, subject, dtype)
-    return case, _draw_dy(data, case)
+    return case, draw_dy(data, case)
 
 
 @functools.lru_cache(maxsize=64)
@@ -346,7 +377,7 @@ def degenerate_cases(dtype="float32", axes_sets=None):
 def degenerate_grad_cases(data, subject, dtype="float32"):
     """``(case, dy)`` with ``case`` from ``degenerate_cases``."""
     case = bst.draw_case(data, subject, dtype, strategy=degenerate_cases(dtype, subject.axes_sets))
-    return case, _draw_dy(data, case)
+    return case, draw_dy(data, case)
 
 
 def scaled_grad_cases(data, subject, dtype="float32"):
@@ -378,13 +409,14 @@ def _vjp_of(subject):
     return v
 
 
-def vjp_call(subject, case, dy, label: str = "vjp(x, dy)"):
+def vjp_call(subject, case, dy, label: str = "vjp(x, dy)", **extra):
     """``subject.vjp(x, dy, axes=, scale=, offset=, epsilon=)`` on private copies in the case's
     memory layout (``BNCase.laid_out``: x, dy and the scale/offset arrays), recorded for
     the repro and limited in time like a forward call; the result checked against the
     contract (a triple; ``dx`` of x's shape and dtype; ``dscale``/``doffset`` of the shapes of
-    ``scale``/``offset``) and returned as three float64 arrays."""
-    kwargs = case.kwargs()
+    ``scale``/``offset``) and returned as three float64 arrays. ``extra``: further keywords
+    passed as they are (a masked subject's ``mask``, already in the case's layout)."""
+    kwargs = {**case.kwargs(), **extra}
     del kwargs["training"]
     checks.record_call(case.x, {"dy": dy, **kwargs}, label=label, function="vjp", layout=case.layout)
     out = _subject_call(_vjp_of(subject), case.laid_out(), case.laid_out(dy), **kwargs)
@@ -401,15 +433,19 @@ def vjp_call(subject, case, dy, label: str = "vjp(x, dy)"):
     return tuple(np.asarray(t).astype(np.float64) for t in (dx, dg, db))
 
 
-def _accumulation(subject) -> str:
-    return getattr(subject, "accumulation", None) or getattr(subject, "bn_accumulation", "float32")
+def accumulation_of(subject) -> str:
+    """The gradient's contract (item 6) of the subject's: ``bn_elementwise = "float32"``
+    (``"float32-once"``) is a contract of the forward pass's elementwise stage, and its
+    reductions are the float32 contract's."""
+    acc = getattr(subject, "accumulation", None) or getattr(subject, "bn_accumulation", "float32")
+    return "float32" if acc == "float32-once" else acc
 
 
 def _truth(subject, case, dy):
     """The float64 gradients of the case (its norm, gamma as the subject applies its scale)
     and their bounds."""
     want = analytic_grads(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, norm=case.norm)
-    tol = grad_bound(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, accumulation=_accumulation(subject), norm=case.norm)
+    tol = grad_bound(case.x, dy, case.axes, case.gamma, case.epsilon, offset=case.offset, accumulation=accumulation_of(subject), norm=case.norm)
     return want, tol
 
 

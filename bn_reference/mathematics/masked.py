@@ -76,6 +76,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from bn_reference.mathematics import checks
+from bn_reference.mathematics import gradients as gr
 from bn_reference.mathematics import tolerance
 from bn_reference.mathematics.describe import describe_value
 from bn_reference.mathematics.strategies import BNCase, draw_case
@@ -96,6 +97,9 @@ __all__ = [
     "with_an_empty_slice",
     "counts",
     "cover",
+    "masked_batch_norm_vjp",
+    "masked_grad_bound",
+    "check_masked_gradients",
 ]
 
 
@@ -313,3 +317,66 @@ def cover(mc: MaskedCase) -> None:
         *(["mask: an empty slice"] if full.size and empty_slices(mc.mask, shape, axes).any() else []),
         *(["mask: an uncounted element"] if full.size and not full.all() else []),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Gradients (a masked subject with a ``vjp``: ``vjp(x, dy, *, axes, scale, offset, epsilon,
+# mask=None)``)
+# --------------------------------------------------------------------------------------
+
+
+def masked_batch_norm_vjp(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None):
+    """``(dx, dgamma, dbeta)`` of the masked batch norm in float64 (``gradients`` item 10)::
+
+        dx = gamma inv (dy - c (m1 + x_hat m2)),  m1 = sum_A(dy) / n,  m2 = sum_A(dy x_hat) / n
+
+    ``c`` the mask broadcast to x, ``n`` the count (``max(n, 1)``: an empty slice's moments
+    are constants), the sums over every element of the slice (every output reads the
+    moments); ``dgamma = R_gamma(dy x_hat)``, ``dbeta = R_beta(dy)``. With every element
+    counted: ``reference.batch_norm_vjp``."""
+    axes = tuple(axes)
+    x64 = np.asarray(x).astype(np.float64)
+    stats = MaskedStats(x64, axes, check_mask(mask, x64.shape))
+    g = np.asarray(scale, dtype=np.float64)
+    d = np.asarray(dy).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = 1 / np.sqrt(stats.var + float(epsilon))
+        x_hat = (x64 - stats.mu) * inv
+        n = np.maximum(stats.n, 1)
+        m1 = d.sum(axis=axes, keepdims=True) / n
+        m2 = (d * x_hat).sum(axis=axes, keepdims=True) / n
+        dx = g * inv * (d - stats.full * (m1 + x_hat * m2))
+        oshape = np.shape(scale if offset is None else offset)
+        return dx, gr.reduce_to(d * x_hat, np.shape(scale)), gr.reduce_to(d, oshape)
+
+
+def masked_grad_bound(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None, accumulation="float32") -> "gr.GradBound":
+    """Bounds on the masked gradients of a correct subject in x's dtype: ``gradients`` item 10."""
+    x64 = np.asarray(x).astype(np.float64)
+    counted = MaskedStats(x64, tuple(axes), check_mask(mask, x64.shape))
+    return gr.grad_bound(x, dy, axes, scale, epsilon, offset=offset, accumulation=accumulation, counted=counted)
+
+
+def draw_masked_grad_case(data, subject, dtype) -> tuple[MaskedCase, np.ndarray]:
+    """A masked case and an upstream ``dy`` (``gradients``' dy regimes), kept inside the
+    gradient's domain with the counted moments."""
+    mc = draw_masked_case(data, subject, dtype)
+    c = mc.case
+    counted = MaskedStats(c.x.astype(np.float64), c.axes, check_mask(mc.mask, c.x.shape))
+    dy = gr.draw_dy(data, c, counted=counted)
+    return mc, dy
+
+
+MASKED_DX_LAW = "dx = gamma inv (dy - c (sum_A dy + x_hat sum_A(dy x_hat)) / n), c = mask, n = count"
+
+
+def check_masked_gradients(subject, mc: MaskedCase, dy) -> None:
+    """The subject's ``vjp`` with the mask against ``masked_batch_norm_vjp``: dx, dgamma and
+    dbeta each within ``masked_grad_bound``."""
+    c = mc.case
+    got = gr.vjp_call(subject, c, dy, label="vjp(x, dy; m)", mask=mc.laid_out_mask)
+    want = masked_batch_norm_vjp(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset)
+    tol = masked_grad_bound(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset, accumulation=gr.accumulation_of(subject))
+    laws = (MASKED_DX_LAW, gr.DGAMMA_LAW + " (x_hat with the masked moments)", gr.DBETA_LAW)
+    for g, w, b, law in zip(got, want, (tol.dx, tol.dgamma, tol.dbeta), laws):
+        checks.assert_within(g, w, b, law=law, **({"x": c.x} if law is MASKED_DX_LAW else {}))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bn_reference.mathematics.reference import reduce_to, reference
-from bn_reference.mathematics.validation import check_epsilon, check_x, normalize_axes
+from bn_reference.mathematics.validation import check_epsilon, check_mask, check_x, normalize_axes
 
 __all__ = ["GRADIENT_MUTANTS", "GRADIENT_CORRECT", "specs"]
 
@@ -184,6 +184,75 @@ half_accumulation = _subject(
     half_accumulation=True,
 )
 
+
+# Masked moments (``bn_mask = True``): the forward of ``mutants.masked_two_pass``, a masked
+# backward (``gradients`` item 10): dx = gamma inv (dy - c (m1 + x_hat m2)) with m1, m2 sums
+# over the WHOLE slice divided by the count n, c the mask broadcast to x. Caught by
+# ``properties/test_masked.py::test_gradients_follow_the_masked_moments``.
+
+
+def _masked_backward(x, dy, axes, scale, offset, epsilon, mask, *, means_over_counted=False, mean_terms_everywhere=False, mask_ignored=False):
+    """The masked skeleton in the accumulation dtype; ``mask`` None (or ``mask_ignored``): the
+    plain ``_backward``. ``means_over_counted``: m1, m2 summed over the counted elements only;
+    ``mean_terms_everywhere``: uncounted elements get the mean terms too."""
+    if mask is None or mask_ignored:
+        return _backward(x, dy, axes, scale, offset, epsilon)
+    x = check_x(x)
+    axes = normalize_axes(axes, x.ndim)
+    eps = check_epsilon(epsilon)
+    w = np.broadcast_to(check_mask(mask, x.shape), x.shape)
+    c = _acc(x)
+    xc, d = x.astype(c), np.asarray(dy).astype(c)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n = np.maximum(w.sum(axis=axes, keepdims=True), 1).astype(c)
+        mu = np.where(w, xc, 0).sum(axis=axes, keepdims=True) / n
+        centered = xc - mu
+        var = np.where(w, np.square(centered), 0).sum(axis=axes, keepdims=True) / n
+        inv = (1 / np.sqrt(var + c.type(eps))).astype(c)
+        x_hat = centered * inv
+        g = np.asarray(np.asarray(scale, dtype=np.float64), dtype=c)
+        summed = w if means_over_counted else True
+        m1 = np.where(summed, d, 0).sum(axis=axes, keepdims=True) / n
+        m2 = np.where(summed, d * x_hat, 0).sum(axis=axes, keepdims=True) / n
+        weights = 1 if mean_terms_everywhere else w.astype(c)
+        dx = g * inv * (d - weights * (m1 + x_hat * m2))
+        dg = reduce_to(d * x_hat, np.shape(scale))
+        db = reduce_to(d, np.shape(offset))
+    return dx.astype(x.dtype), _as_given(dg, scale, x.dtype), _as_given(db, offset, x.dtype)
+
+
+def _masked_subject(name, dtypes, doc, **rules):
+    """A masked subject: ``mutants.masked_two_pass`` forward, ``_masked_backward`` as its vjp."""
+    from bn_reference.selftest.mutants import masked_two_pass
+
+    def forward(x, *, axes, scale, offset, epsilon, training, mask=None):
+        return masked_two_pass(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training, mask=mask)
+
+    def vjp(x, dy, *, axes, scale, offset, epsilon, mask=None):
+        return _masked_backward(x, dy, axes, scale, offset, epsilon, mask, **rules)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = doc
+    forward.bn_dtypes = tuple(dtypes)
+    forward.bn_mask = True
+    forward.vjp = vjp
+    return forward
+
+
+# Correct (float32 and float16: the float32 accumulation contract with the count's division).
+masked_three_terms = _masked_subject("masked_three_terms", ("float32", "float16"), "dx = gamma inv (dy - c (m1 + x_hat m2)), m1, m2 over the whole slice / n.")
+# Wrong, each caught by the masked gradient law.
+masked_backward_ignores_mask = _masked_subject(
+    "masked_backward_ignores_mask", MUTANT_DTYPES, "The forward masks; the backward is the plain one (moments and means of every element).", mask_ignored=True
+)
+masked_means_over_counted = _masked_subject(
+    "masked_means_over_counted", MUTANT_DTYPES, "m1, m2 summed over the counted elements only (every output reads the moments: the sums run over all).",
+    means_over_counted=True,
+)
+masked_mean_terms_everywhere = _masked_subject(
+    "masked_mean_terms_everywhere", MUTANT_DTYPES, "Uncounted elements get the mean terms too (their x does not move the moments).", mean_terms_everywhere=True
+)
+
 GRADIENT_MUTANTS = [
     "no_mean_term",
     "no_variance_term",
@@ -191,8 +260,11 @@ GRADIENT_MUTANTS = [
     "epsilon_outside_sqrt_in_backward",
     "dscale_over_all_axes",
     "half_accumulation",
+    "masked_backward_ignores_mask",
+    "masked_means_over_counted",
+    "masked_mean_terms_everywhere",
 ]
-GRADIENT_CORRECT = ["three_terms", "two_terms", "folded", "float64_backward"]
+GRADIENT_CORRECT = ["three_terms", "two_terms", "folded", "float64_backward", "masked_three_terms"]
 
 
 def specs(names) -> list[str]:
@@ -205,7 +277,7 @@ def specs(names) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 MARKERS = ("<!-- gradient-kill-matrix:start -->", "<!-- gradient-kill-matrix:end -->")
-PROPERTIES = ("properties/test_gradients.py",)
+PROPERTIES = ("properties/test_gradients.py", "properties/test_masked.py::test_gradients_follow_the_masked_moments")
 
 
 def run(junit_path, profile: str = "ci", workers=2, claims=None):
