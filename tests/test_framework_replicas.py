@@ -1,11 +1,11 @@
 """The framework replicas subjects' findings, on one fixed batch (the laws' own runs:
 ``properties/test_replicas.py --bn-impl bn_reference.subjects.flax_replicas:flax_sync_batch_norm``
-or ``...keras_replicas:keras_sync_batch_norm``, strict xfails under ci):
+or ``...keras_replicas:keras_sync_batch_norm``, xfails listed by cause, docs/conformance.md, group replicas):
 
 * Flax's synchronized BatchNorm (``flax_replicas``): right on equal shards, the recorded
-  deviation (``deviations._FLAX_PMEAN_EQUAL_WEIGHTS``) on unequal and empty ones;
+  deviation (``framework_findings._FLAX_PMEAN_EQUAL_WEIGHTS``) on unequal and empty ones;
 * Keras' on TensorFlow (``keras_replicas``): right on unequal and empty shards, the recorded
-  deviation (``deviations._KERAS_SYNC_ONE_PASS``) at a large mean.
+  deviation (``framework_findings._KERAS_SYNC_ONE_PASS``) at a large mean.
 
 Each framework runs in its worker process only (looked up here, not imported)."""
 from __future__ import annotations

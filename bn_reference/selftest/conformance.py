@@ -39,7 +39,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bn_reference.subjects import FRAMEWORK_SUBJECTS
+from bn_reference.subjects import FRAMEWORK_SUBJECTS, REPLICA_SUBJECTS
 from bn_reference.subjects._framework import library_version
 from bn_reference.subjects.framework_findings import FINDINGS, specs_of
 
@@ -58,16 +58,24 @@ PROFILE = "conformance"
 GROUP_PROFILES = {"pytorch": "ci", "onnxruntime": "ci", "keras_torch": "compiled", "keras_tf": "compiled", "jax": "compiled", "flax": "compiled", "keras_jax": "compiled"}
 
 
-# group -> (import names that must be present, the extra, distribution whose version is shown, subjects)
+def _named(prefix: str) -> list[str]:
+    """The framework subjects of one group: by name prefix, those called with shards apart."""
+    return [n for n in FRAMEWORK_SUBJECTS if n.startswith(prefix) and n not in REPLICA_SUBJECTS]
+
+
+# group -> (modules it needs, the extra that installs them, the distribution whose version is
+# shown, its subjects)
 GROUPS = {
-    "pytorch": (("torch",), "torch", "torch", [n for n in FRAMEWORK_SUBJECTS if n.startswith("torch_")]),
-    "inductor": (("torch",), "torch", "torch", [n for n in FRAMEWORK_SUBJECTS if n.startswith("inductor_")]),
-    "jax": (("jax",), "jax", "jax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("jax_")]),
-    "flax": (("jax", "flax"), "flax", "flax", [n for n in FRAMEWORK_SUBJECTS if n.startswith("flax_")]),
-    "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", [n for n in FRAMEWORK_SUBJECTS if n.startswith("ort_")]),
-    "keras_jax": (("jax", "keras"), "jax", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_jax_")]),
-    "keras_torch": (("torch", "keras"), "torch", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_torch_")]),
-    "keras_tf": (("tensorflow", "keras"), "tensorflow", "keras", [n for n in FRAMEWORK_SUBJECTS if n.startswith("keras_tf_")]),
+    "pytorch": (("torch",), "torch", "torch", _named("torch_")),
+    "inductor": (("torch",), "torch", "torch", _named("inductor_")),
+    "jax": (("jax",), "jax", "jax", _named("jax_")),
+    "flax": (("jax", "flax"), "flax", "flax", _named("flax_")),
+    "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", _named("ort_")),
+    "keras_jax": (("jax", "keras"), "jax", "keras", _named("keras_jax_")),
+    "keras_torch": (("torch", "keras"), "torch", "keras", _named("keras_torch_")),
+    "keras_tf": (("tensorflow", "keras"), "tensorflow", "keras", _named("keras_tf_")),
+    # synchronized batch norm over 2 host devices: Flax (shard_map) and Keras on TF (MirroredStrategy)
+    "replicas": (("jax", "flax", "tensorflow", "keras"), "flax,tensorflow", "flax", list(REPLICA_SUBJECTS)),
 }
 # the distribution behind each Keras group's backend (its version is shown beside Keras')
 _KERAS_BACKEND_DIST = {"keras_jax": "jax", "keras_torch": "torch", "keras_tf": "tensorflow"}
@@ -86,9 +94,9 @@ def _meta(group: str) -> dict:
     for name in names:
         fn = load_subject(name).fn
         version = library_version(dist)
-        if group.startswith("keras_"):
-            backend = _KERAS_BACKEND_DIST[group]
-            version = f"keras {version}, {backend} {library_version(backend)}"
+        if group.startswith("keras_") or name.startswith("keras_tf_"):
+            backend = _KERAS_BACKEND_DIST.get(group, "tensorflow")
+            version = f"keras {library_version('keras')}, {backend} {library_version(backend)}"
         else:
             version = f"{dist} {version}"
         out[name] = {"api": getattr(fn, "bn_api", name), "version": version, "dtypes": list(getattr(fn, "bn_dtypes", ("float32",)))}

@@ -91,6 +91,7 @@ __all__ = [
     "BUILTINS",
     "LAYER_SUBJECTS",
     "FRAMEWORK_SUBJECTS",
+    "REPLICA_SUBJECTS",
     "default_specs",
     "load_subject",
     "supports",
@@ -143,7 +144,13 @@ FRAMEWORK_SUBJECTS: dict[str, str] = {
     },
     # Keras 3's RMSNorm on the TensorFlow backend, in this process (bn_reference.subjects._keras_rms)
     **{f"keras_tf_{op}": f"bn_reference.subjects.keras_layers:keras_tf_{op}" for op in ("rms_norm", "ops_rms_norm")},
+    # Synchronized batch norm (bn_replicas = 2: called with the batch as 2 shards, each in a
+    # child process of its own: XLA's and TF's host devices are configured before import)
+    **{name: f"bn_reference.subjects.flax_replicas:{name}" for name in ("flax_sync_batch_norm", "flax_sync_batch_norm_two_pass")},
+    "keras_tf_sync_batch_norm": "bn_reference.subjects.keras_replicas:keras_sync_batch_norm",
 }
+# The framework subjects called with shards (``bn_replicas``): their own conformance group.
+REPLICA_SUBJECTS = ("flax_sync_batch_norm", "flax_sync_batch_norm_two_pass", "keras_tf_sync_batch_norm")
 DEFAULT_DTYPES = ("float32",)
 # ``{spec: {dtype: None (accepted) or why refused}}`` for subjects without ``bn_dtypes``:
 # filled once per run by the harness (``bn_reference.subjects.probe``), read by ``Subject.dtypes``.

@@ -306,6 +306,37 @@ _KERAS_RMS_FLOAT64_CELLS = {
     "keras_jax_ops_rms_norm": (*_KERAS_RMS_FLOAT64_LAWS, "test_affine_acts_per_feature"),  # the scale inside, in float32
 }
 
+# Synchronized batch norm (the replicas group; bn_replicas = 2). Flax: measured 2026-12-06 under
+# ci and conformance, both replicas laws fail in every dtype, use_fast_variance True and False
+# (the cause is the weighting, not the variance: any draw with unequal or empty shards).
+_FLAX_PMEAN_EQUAL_WEIGHTS = (
+    "Flax's BatchNorm(axis_name=...) synchronizes each replica's mean (and mean of |x|^2 with "
+    "use_fast_variance=True) with lax.pmean over the axis: every replica weighted 1/R, whatever "
+    "the number of examples it holds (flax/linen/normalization.py, _compute_stats(), "
+    "maybe_distributed_mean(): `mus = tuple(x.mean(axes, where=mask) for x in xs)`, then "
+    "`lax.pmean(jnp.stack(mus, axis=0), axis_name, ...)`). Right for equal shards (checked: "
+    "(4, 4) within the bound); for unequal ones the moments are not the batch's (a (3, 5) split: "
+    "err 0.15, err/bound 1.1e4), and a replica with no examples contributes x.mean(where=all "
+    "False) = NaN, which pmean spreads to every replica (sizes (0, 1): y = NaN). shard_map "
+    "needs equal blocks, so unequal shards reach the layer padded, the padding masked out with "
+    "its own mask argument."
+)
+# Keras on TensorFlow: measured under ci, both replicas laws fail in float32 and float64 (shrunk:
+# x = float32 [100.34558, 100.82162], err/bound 14); listed for every dtype the cause reaches:
+# the one-pass variance runs in float32 for float16/bfloat16 x too, and a float16 slice can have
+# |mean| / std up to 2^11 (relative variance error up to 2^-24 2^22 = 1/4), a bfloat16 one up
+# to 2^8 (2^-8, bfloat16's own u): the half-precision draws did not reach it under ci.
+_KERAS_SYNC_ONE_PASS = (
+    "Keras' synchronized moments are one-pass: keras/src/backend/tensorflow/nn.py, "
+    "_compute_moments_sync(), all-reduces each replica's reduce_sum(x), reduce_sum(square(x)) and "
+    "count, then `variance = tf.maximum(y_squared_mean - tf.square(mean), 0.0)` (`# var = E(x^2) - "
+    "E(x)^2`): catastrophic cancellation at |mean| >> std (relative variance error about "
+    "eps * mean^2 / var), outside the merge bound as the naive one-pass variance is outside the "
+    "single-device bound (tolerance item 2). The replicas are weighted by their counts (right), "
+    "an empty one included (divide_no_nan)."
+)
+_REPLICAS_LAWS = ("test_replicas_agree_with_batch_norm_of_the_whole", "test_replicas_independent_of_the_split")
+
 FINDINGS: list[Finding] = [
     # inductor_batch_norm is torch.compile(F.batch_norm): Dynamo runs the same Python checks of
     # torch/nn/functional.py on fake tensors while tracing, so the same refusals and findings
@@ -424,4 +455,6 @@ FINDINGS: list[Finding] = [
     # flax_rms_norm: its only gradient law that sums dy alone over the reduced axes (dbeta), in
     # both half-precision dtypes (the cause is the dtype of the sum, not the draw).
     Finding(("flax_rms_norm",), "test_dbeta", _JAX_HALF_OFFSET_GRADIENT, ("float16", "bfloat16")),
+    *(Finding(("flax_sync_batch_norm", "flax_sync_batch_norm_two_pass"), prop, _FLAX_PMEAN_EQUAL_WEIGHTS) for prop in _REPLICAS_LAWS),
+    *(Finding(("keras_tf_sync_batch_norm",), prop, _KERAS_SYNC_ONE_PASS) for prop in _REPLICAS_LAWS),
 ]
