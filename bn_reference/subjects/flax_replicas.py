@@ -83,4 +83,4 @@ for _subject in (flax_sync_batch_norm, flax_sync_batch_norm_two_pass):
     _subject.bn_replicas = REPLICAS
     _subject.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
     _subject.bn_library = LIBRARY
-    _subject.bn_api = f"flax.linen.BatchNorm(axis_name, use_fast_variance={_subject is flax_sync_batch_norm}) under jax.shard_map, 2 CPU devices"
+    _subject.bn_api = f"flax.linen.BatchNorm(axis_name, use_fast_variance={_subject is flax_sync_batch_norm}), shard_map"

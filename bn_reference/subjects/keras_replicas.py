@@ -45,4 +45,4 @@ def keras_sync_batch_norm(shards, *, axes, scale, offset, epsilon, training):
 keras_sync_batch_norm.bn_replicas = REPLICAS
 keras_sync_batch_norm.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
 keras_sync_batch_norm.bn_library = LIBRARY
-keras_sync_batch_norm.bn_api = "keras.layers.BatchNormalization(synchronized=True) under tf.distribute.MirroredStrategy, 2 CPU devices"
+keras_sync_batch_norm.bn_api = "keras.layers.BatchNormalization(synchronized=True)"
