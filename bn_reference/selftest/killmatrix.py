@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bn_reference.mathematics.checks import RATIO_KEY
 from bn_reference.harness.ids import split_id  # the one test-id parser (the crash handler uses it too)
+from bn_reference.harness.profiles import draws_of
 
 __all__ = [
     "OUTCOMES",
@@ -535,10 +536,12 @@ def judge(plan: Plan, cells, claims: dict) -> Verdict:
 
 def claims_to_judge(doc_text: str, markers, args) -> dict[str, set[str]]:
     """The claims of the table between ``markers`` if this run draws what the table was made
-    from (the profile its header names, no ``--seed``) and does not rewrite it; else none."""
+    from (the profile its header names, or one drawing the same examples: ``ci`` and
+    ``verdict``; no ``--seed``) and does not rewrite it; else none."""
     claims = readme_claims(doc_text, markers=markers)
     made_with = re.search(r"profile `([^`]+)`", doc_text[doc_text.index(markers[0]) : doc_text.index(markers[1])])
-    same_draws = made_with is not None and made_with.group(1) == args.profile and args.seed is None
+    # ``verdict`` draws ``ci``'s examples (profiles.draws_of): a table made under either is judged under both
+    same_draws = made_with is not None and draws_of(made_with.group(1)) == draws_of(args.profile) and args.seed is None
     return claims if same_draws and not args.readme else {}
 
 
