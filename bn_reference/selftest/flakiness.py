@@ -203,6 +203,20 @@ def mutants_main(args) -> int:
     return 1 if failed or len(ci) < min(2, args.ci_runs) else 0
 
 
+def _summary(runs: list[dict], planned: int, false_alarms: list[str], nondeterministic: list[str]) -> dict:
+    """The guard's record so far: ``runs`` of the ``planned`` ones, with what they found."""
+    return {
+        "runs": len(runs),
+        "planned": planned,
+        "subjects": SUBJECTS,
+        "examples": sum(r["examples"] for r in runs),
+        "seconds": sum(r["seconds"] for r in runs),
+        "false_alarms": false_alarms,
+        "nondeterministic": nondeterministic,
+        "per_run": runs,
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20)
@@ -248,18 +262,11 @@ def main(argv=None) -> int:
         examples = sum(c.get("examples") or 0 for c in cells.values())
         runs.append({"profile": profile, "seed": seed, "seconds": seconds, "cells": len(cells), "examples": examples, "false_alarms": len(bad), "changed": len(changed)})
         print(f"{label}: {len(cells)} cells, {examples} examples, {len(bad)} failing, {len(changed)} changed vs run 1, {seconds:.0f} s", flush=True)
+        summary = _summary(runs, args.runs, false_alarms, nondeterministic)
+        if args.out:  # after every run: a guard stopped part way still leaves its record
+            Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 
-    summary = {
-        "runs": len(runs),
-        "subjects": SUBJECTS,
-        "examples": sum(r["examples"] for r in runs),
-        "seconds": sum(r["seconds"] for r in runs),
-        "false_alarms": false_alarms,
-        "nondeterministic": nondeterministic,
-        "per_run": runs,
-    }
-    if args.out:
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    summary = _summary(runs, args.runs, false_alarms, nondeterministic)
     print(
         f"flakiness guard: {summary['runs']} runs ({sum(r['profile'] == 'ci' for r in runs)} ci, "
         f"{sum(r['profile'] == 'dev' for r in runs)} random seeds), {summary['examples']} examples, "
