@@ -182,3 +182,20 @@ def test_refused_inputs_are_not_drawn_by_other_properties():
     prop(subject=Subject("declared", declared), dtype="float32")
     with pytest.raises(ValueError, match=_MESSAGE):
         prop(subject=Subject("undeclared", raising_on_n1), dtype="float32")
+
+
+# torch.compile's subjects are left out for the reason above (triton beside TensorFlow); they
+# reuse pytorch.py's declaration.
+@pytest.mark.parametrize("name", [n for n in FRAMEWORK_SUBJECTS if not n.startswith("inductor_")])
+def test_framework_subject_names_its_distributions(name):
+    """docs/conformance.md shows each API with the versions of ``bn_library``: a distribution,
+    or the API's and then its backend's (Keras on JAX: ``("keras", "jax")``)."""
+    from bn_reference.selftest.conformance import versions_of
+
+    library = _load(name).fn.bn_library
+    libraries = (library,) if isinstance(library, str) else library
+    assert libraries and all(isinstance(d, str) for d in libraries)
+    if name.startswith("keras_"):
+        backend = "tensorflow" if name.startswith("keras_tf_") else name.split("_")[1]
+        assert tuple(libraries) == ("keras", backend)
+    assert "not installed" not in versions_of(library)

@@ -163,7 +163,7 @@ def test_conformance_page_gives_a_finding_its_cause(tmp_path):
     assert marks["test_zero_mean[float64]"][0] == "pass"
     assert model["subjects"][0]["group"] == conformance.family(subject) != "other"
     not_run = {r["subject"] for r in model["not_run"]}  # the other groups: said so, not silently absent
-    assert subject not in not_run and not_run | {subject} == set(name for g in conformance.GROUPS.values() for name in g[3])
+    assert subject not in not_run and not_run | {subject} == set(name for g in conformance.GROUPS.values() for name in g.subjects)
     page = parse(report_html.page(model))
     assert {a["data-subject"] for t, a in page.attrs if t == "th" and "data-subject" in a} == {subject}
 

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 from bn_reference.subjects import FRAMEWORK_SUBJECTS, REPLICA_SUBJECTS
 from bn_reference.subjects._framework import library_version
@@ -64,43 +65,46 @@ def _named(prefix: str) -> list[str]:
     return [n for n in FRAMEWORK_SUBJECTS if n.startswith(prefix) and n not in REPLICA_SUBJECTS]
 
 
-# group -> (modules it needs, the extra that installs them, the distribution whose version is
-# shown, its subjects)
+class Group(NamedTuple):
+    """A conformance group: the modules it needs, the extra that installs them, its subjects."""
+
+    modules: tuple[str, ...]
+    extra: str
+    subjects: list[str]
+
+
 GROUPS = {
-    "pytorch": (("torch",), "torch", "torch", _named("torch_")),
-    "inductor": (("torch",), "torch", "torch", _named("inductor_")),
-    "jax": (("jax",), "jax", "jax", _named("jax_")),
-    "flax": (("jax", "flax"), "flax", "flax", _named("flax_")),
-    "onnxruntime": (("onnxruntime", "onnx"), "onnxruntime", "onnxruntime", _named("ort_")),
-    "keras_jax": (("jax", "keras"), "jax", "keras", _named("keras_jax_")),
-    "keras_torch": (("torch", "keras"), "torch", "keras", _named("keras_torch_")),
-    "keras_tf": (("tensorflow", "keras"), "tensorflow", "keras", _named("keras_tf_")),
+    "pytorch": Group(("torch",), "torch", _named("torch_")),
+    "inductor": Group(("torch",), "torch", _named("inductor_")),
+    "jax": Group(("jax",), "jax", _named("jax_")),
+    "flax": Group(("jax", "flax"), "flax", _named("flax_")),
+    "onnxruntime": Group(("onnxruntime", "onnx"), "onnxruntime", _named("ort_")),
+    "keras_jax": Group(("jax", "keras"), "jax", _named("keras_jax_")),
+    "keras_torch": Group(("torch", "keras"), "torch", _named("keras_torch_")),
+    "keras_tf": Group(("tensorflow", "keras"), "tensorflow", _named("keras_tf_")),
     # synchronized batch norm over 2 host devices: Flax (shard_map) and Keras on TF (MirroredStrategy)
-    "replicas": (("jax", "flax", "tensorflow", "keras"), "flax,tensorflow", "flax", list(REPLICA_SUBJECTS)),
+    "replicas": Group(("jax", "flax", "tensorflow", "keras"), "flax,tensorflow", list(REPLICA_SUBJECTS)),
 }
-# the distribution behind each Keras group's backend (its version is shown beside Keras')
-_KERAS_BACKEND_DIST = {"keras_jax": "jax", "keras_torch": "torch", "keras_tf": "tensorflow"}
 
 
 def installed(group: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in GROUPS[group][0])
+    return all(importlib.util.find_spec(m) is not None for m in GROUPS[group].modules)
+
+
+def versions_of(library) -> str:
+    """A subject's ``bn_library`` (a distribution, or the API's distribution and then its
+    backend's: ``("keras", "jax")``) with the installed versions: ``"keras 3.15.1, jax 0.10.2"``."""
+    return ", ".join(f"{d} {library_version(d)}" for d in ((library,) if isinstance(library, str) else library))
 
 
 def _meta(group: str) -> dict:
     """API and library version of each subject of an installed group (loads the subjects)."""
     from bn_reference.subjects import load_subject
 
-    _, extra, dist, names = GROUPS[group]
     out = {}
-    for name in names:
+    for name in GROUPS[group].subjects:
         fn = load_subject(name).fn
-        version = library_version(dist)
-        if group.startswith("keras_") or name.startswith("keras_tf_"):
-            backend = _KERAS_BACKEND_DIST.get(group, "tensorflow")
-            version = f"keras {library_version('keras')}, {backend} {library_version(backend)}"
-        else:
-            version = f"{dist} {version}"
-        out[name] = {"api": getattr(fn, "bn_api", name), "version": version, "dtypes": list(getattr(fn, "bn_dtypes", ("float32",)))}
+        out[name] = {"api": getattr(fn, "bn_api", name), "version": versions_of(fn.bn_library), "dtypes": list(getattr(fn, "bn_dtypes", ("float32",)))}
     return out
 
 
@@ -109,7 +113,7 @@ def run(out: Path, groups, pytest_args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     meta = _load(out)[0]  # merged: a run of some groups keeps the others' last results
     for group in groups:
-        _, extra, _, names = GROUPS[group]
+        extra, names = GROUPS[group].extra, GROUPS[group].subjects
         meta["missing"].pop(group, None)
         if not installed(group):
             (out / f"{group}.json").unlink(missing_ok=True)
@@ -244,7 +248,7 @@ def _worst(ratio) -> str:
 
 
 def _group_of(subject: str) -> str:
-    return next((g for g, (_, _, _, names) in GROUPS.items() if subject in names), "other")
+    return next((g for g, group in GROUPS.items() if subject in group.subjects), "other")
 
 
 def render(out: Path) -> tuple[str, int]:
@@ -315,7 +319,7 @@ def render(out: Path) -> tuple[str, int]:
     lines += ["| group | profile | examples a law runs | cases drawn per cell (median) | seconds |", "|---|---|---|---|---|"]
     for group in GROUPS:
         if (out / f"{group}.json").exists():
-            ex = sorted(e for s in GROUPS[group][3] for e in examples.get(s, []))
+            ex = sorted(e for s in GROUPS[group].subjects for e in examples.get(s, []))
             median = ex[len(ex) // 2] if ex else "-"
             profile = profile_of.get(group, "?")
             runs = _PROFILE_EXAMPLES.get(profile, "?")
@@ -351,10 +355,10 @@ def render(out: Path) -> tuple[str, int]:
             f"{counts['pass']} | {counts['deviation']} | {counts['refusal']} | {counts['FAIL']} | {_worst(worst_of[s])} |"
         )
     for group, how in sorted(meta.get("missing", {}).items()):
-        lines.append(f"| {', '.join(f'`{n}`' for n in GROUPS[group][3])} | not installed here: `{how}` | | | | | | | | |")
+        lines.append(f"| {', '.join(f'`{n}`' for n in GROUPS[group].subjects)} | not installed here: `{how}` | | | | | | | | |")
 
     lines += ["", "## Every property, per group: properties down, APIs across", ""]
-    for group, (_, _, _, names) in GROUPS.items():
+    for group, (_, _, names) in GROUPS.items():
         present = [s for s in names if s in cells]
         if not present:
             continue
@@ -456,9 +460,9 @@ def page_model(out: Path) -> dict:
         s.update(group=family(s["name"]), api=m.get("api"), version=m.get("version"), dtypes=m.get("dtypes") or s["dtypes"])
     model["not_run"] = [
         {"subject": name, "why": f"the {group} group was not in this run (no {group}.json); tox -e frameworks runs every group"}
-        for group, (_, _, _, names) in GROUPS.items() if group not in meta.get("missing", {}) and not (out / f"{group}.json").exists()
+        for group, (_, _, names) in GROUPS.items() if group not in meta.get("missing", {}) and not (out / f"{group}.json").exists()
         for name in names if name not in present
-    ] + [{"subject": name, "why": f"not installed: {how}"} for group, how in sorted(meta.get("missing", {}).items()) for name in GROUPS[group][3]]
+    ] + [{"subject": name, "why": f"not installed: {how}"} for group, how in sorted(meta.get("missing", {}).items()) for name in GROUPS[group].subjects]
     profiles = sorted({rep["hypothesis_profile"] for rep in reports})
     versions = sorted({m.get("version") for m in meta["subjects"].values() if m.get("version")})
     model["title"] = "Framework conformance: every framework's normalization against the same mathematics"

@@ -98,6 +98,6 @@ def rms_subject(name: str, op: str, run, *, backend: str, library: str):
     )
     subject.bn_dtypes = DTYPES
     subject.bn_norm = "rms"
-    subject.bn_library = library
+    subject.bn_library = (library, backend)  # Keras' API on the backend's distribution
     subject.bn_api = f"{_API[op]} (KERAS_BACKEND={backend})"
     return subject

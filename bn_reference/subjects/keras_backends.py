@@ -192,9 +192,9 @@ keras_jax_batch_norm = _batch_norm("jax")
 keras_jax_layer_norm = _layer_norm("jax")
 keras_torch_batch_norm = _batch_norm("torch")
 keras_torch_layer_norm = _layer_norm("torch")
-for _f in (keras_jax_batch_norm, keras_jax_layer_norm, keras_torch_batch_norm, keras_torch_layer_norm):
+for _f, _backend in ((keras_jax_batch_norm, "jax"), (keras_jax_layer_norm, "jax"), (keras_torch_batch_norm, "torch"), (keras_torch_layer_norm, "torch")):
     _f.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
-    _f.bn_library = LIBRARY
+    _f.bn_library = (LIBRARY, _backend)  # Keras' API, run on the backend's distribution
 
 def _rms(backend: str, op: str):
     """The RMSNorm subject ``keras_{backend}_{op}`` (``_keras_rms.OPS``), run in the backend's child."""

@@ -44,5 +44,5 @@ def keras_sync_batch_norm(shards, *, axes, scale, offset, epsilon, training):
 
 keras_sync_batch_norm.bn_replicas = REPLICAS
 keras_sync_batch_norm.bn_dtypes = ("float32", "float64", "float16", "bfloat16")
-keras_sync_batch_norm.bn_library = LIBRARY
+keras_sync_batch_norm.bn_library = (LIBRARY, "tensorflow")
 keras_sync_batch_norm.bn_api = "keras.layers.BatchNormalization(synchronized=True)"
