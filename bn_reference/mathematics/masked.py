@@ -68,6 +68,7 @@ for a (8, 6) x reduced over axis 0 counts 1 where 8 are counted): statistics 5-4
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ from bn_reference.mathematics.validation import check_affine, check_mask
 __all__ = [
     "check_mask",
     "MaskedStats",
+    "counted_stats",
     "masked_moments",
     "masked_batch_norm",
     "masked_bound",
@@ -132,17 +134,26 @@ class MaskedStats:
         self.centred = True  # the standard norm's statistics (tolerance._SliceStats, item 8 is RMSNorm's)
 
 
-def masked_moments(x: np.ndarray, axes, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def counted_stats(x, axes, mask) -> MaskedStats:
+    """``MaskedStats`` of x (any float dtype) over ``axes`` with ``mask`` (checked): the one
+    place they are built; non-finite or huge x gives inf/NaN statistics without a warning
+    (the domain check rejects such x)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return MaskedStats(np.asarray(x).astype(np.float64), tuple(axes), check_mask(mask, np.shape(x)))
+
+
+def masked_moments(x: np.ndarray, axes, mask, *, stats: MaskedStats | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mu_p, sigma_p^2, n_p)`` in float64, keepdims: the moments of each slice's counted
-    elements (two-pass), ``(0, 0)`` for an empty slice (module docstring)."""
-    st_ = MaskedStats(np.asarray(x).astype(np.float64), tuple(axes), check_mask(mask, np.shape(x)))
+    elements (two-pass), ``(0, 0)`` for an empty slice (module docstring). ``stats``: the
+    ``counted_stats`` of these arguments, if already built."""
+    st_ = counted_stats(x, axes, mask) if stats is None else stats
     return st_.mu, st_.var, st_.n
 
 
-def masked_batch_norm(x: np.ndarray, axes, mask, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, dtype=np.float64) -> np.ndarray:
+def masked_batch_norm(x: np.ndarray, axes, mask, scale=1.0, offset=0.0, epsilon: float = 1e-3, *, dtype=np.float64, stats: MaskedStats | None = None) -> np.ndarray:
     """The masked reference: every element normalized with its slice's masked moments, in
     float64, cast to ``dtype``."""
-    mu, var, _ = masked_moments(x, axes, mask)
+    mu, var, _ = masked_moments(x, axes, mask, stats=stats)
     gamma = check_affine("scale", scale, np.shape(x), tuple(axes))
     beta = check_affine("offset", offset, np.shape(x), tuple(axes))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -150,7 +161,7 @@ def masked_batch_norm(x: np.ndarray, axes, mask, scale=1.0, offset=0.0, epsilon:
     return y.astype(dtype)
 
 
-def masked_bound(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> np.ndarray:
+def masked_bound(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", *, stats: MaskedStats | None = None) -> np.ndarray:
     """Per-element bound on ``|y_subject - masked_batch_norm|`` for a correct subject in
     ``dtype`` under ``accumulation``: ``tolerance``'s item 4 (6, 7) on the counted statistics
     with ``n_p`` per slice (module docstring), plus the float64 reference's own."""
@@ -159,14 +170,14 @@ def masked_bound(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None,
     gamma_ = np.asarray(scale, dtype=np.float64)
     beta = np.asarray(offset, dtype=np.float64)
     with np.errstate(over="ignore"):
-        terms = tolerance._OutputTerms(MaskedStats(x64, tuple(axes), check_mask(mask, x64.shape)), gamma_, beta, float(epsilon))
+        terms = tolerance._OutputTerms(counted_stats(x, axes, mask) if stats is None else stats, gamma_, beta, float(epsilon))
         b = tolerance._output_bound(terms, dtype, accumulation)
         if dtype != np.float64:
             b = b + tolerance._output_bound(terms, np.dtype(np.float64))
     return np.broadcast_to(b, x64.shape)
 
 
-def masked_in_safe_domain(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32") -> bool:
+def masked_in_safe_domain(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dtype=None, accumulation: str = "float32", *, stats: MaskedStats | None = None) -> bool:
     """Item 5 for masked moments (module docstring): no intermediate of a correct masked
     evaluation in ``dtype`` (reductions in ``accumulation_dtype``) can overflow."""
     dtype = np.dtype(dtype if dtype is not None else x.dtype)
@@ -176,7 +187,7 @@ def masked_in_safe_domain(x, axes, mask, scale=1.0, offset=0.0, epsilon=1e-3, dt
     axes = tuple(axes)
     n_full = math.prod(x64.shape[a] for a in axes)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # inf or NaN: not safe
-        st_ = MaskedStats(x64, axes, check_mask(mask, x64.shape))
+        st_ = counted_stats(x, axes, mask) if stats is None else stats
         inv = 1 / np.sqrt(st_.var + float(epsilon))
         g = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1)
         abs_x = np.abs(x64)
@@ -271,6 +282,11 @@ class MaskedCase:
         """The mask as the subject receives it: in the case's memory layout."""
         return self.case.laid_out(self.mask)
 
+    @functools.cached_property
+    def stats(self) -> MaskedStats:
+        """The counted statistics, built once for the domain, the reference and the bounds."""
+        return counted_stats(self.case.x, self.case.axes, self.mask)
+
     def with_mask(self, mask) -> "MaskedCase":
         return dataclasses.replace(self, mask=mask)
 
@@ -279,15 +295,15 @@ class MaskedCase:
 
     def in_safe_domain(self) -> bool:
         c = self.case
-        return masked_in_safe_domain(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon, accumulation=c.accumulation)
+        return masked_in_safe_domain(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon, accumulation=c.accumulation, stats=self.stats)
 
     def expected(self) -> np.ndarray:
         c = self.case
-        return masked_batch_norm(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon)
+        return masked_batch_norm(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon, stats=self.stats)
 
     def bound(self) -> np.ndarray:
         c = self.case
-        return masked_bound(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon, c.x.dtype, c.accumulation)
+        return masked_bound(c.x, c.axes, self.mask, c.scale, c.offset, c.epsilon, c.x.dtype, c.accumulation, stats=self.stats)
 
     def __repr__(self) -> str:
         return f"MaskedCase(mask={describe_value(self.mask)} ({self.kind}), case={self.case!r})"
@@ -325,7 +341,7 @@ def cover(mc: MaskedCase) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def masked_batch_norm_vjp(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None):
+def masked_batch_norm_vjp(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None, stats: MaskedStats | None = None):
     """``(dx, dgamma, dbeta)`` of the masked batch norm in float64 (``gradients`` item 10)::
 
         dx = gamma inv (dy - c (m1 + x_hat m2)),  m1 = sum_A(dy) / n,  m2 = sum_A(dy x_hat) / n
@@ -336,7 +352,7 @@ def masked_batch_norm_vjp(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=
     counted: ``reference.batch_norm_vjp``."""
     axes = tuple(axes)
     x64 = np.asarray(x).astype(np.float64)
-    stats = MaskedStats(x64, axes, check_mask(mask, x64.shape))
+    stats = counted_stats(x, axes, mask) if stats is None else stats
     g = np.asarray(scale, dtype=np.float64)
     d = np.asarray(dy).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -350,10 +366,9 @@ def masked_batch_norm_vjp(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=
         return dx, gr.reduce_to(d * x_hat, np.shape(scale)), gr.reduce_to(d, oshape)
 
 
-def masked_grad_bound(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None, accumulation="float32") -> "gr.GradBound":
+def masked_grad_bound(x, dy, axes, mask, scale=1.0, epsilon=1e-3, *, offset=None, accumulation="float32", stats: MaskedStats | None = None) -> "gr.GradBound":
     """Bounds on the masked gradients of a correct subject in x's dtype: ``gradients`` item 10."""
-    x64 = np.asarray(x).astype(np.float64)
-    counted = MaskedStats(x64, tuple(axes), check_mask(mask, x64.shape))
+    counted = counted_stats(x, axes, mask) if stats is None else stats
     return gr.grad_bound(x, dy, axes, scale, epsilon, offset=offset, accumulation=accumulation, counted=counted)
 
 
@@ -361,10 +376,7 @@ def draw_masked_grad_case(data, subject, dtype) -> tuple[MaskedCase, np.ndarray]
     """A masked case and an upstream ``dy`` (``gradients``' dy regimes), kept inside the
     gradient's domain with the counted moments."""
     mc = draw_masked_case(data, subject, dtype)
-    c = mc.case
-    counted = MaskedStats(c.x.astype(np.float64), c.axes, check_mask(mc.mask, c.x.shape))
-    dy = gr.draw_dy(data, c, counted=counted)
-    return mc, dy
+    return mc, gr.draw_dy(data, mc.case, counted=mc.stats)
 
 
 MASKED_DX_LAW = "dx = gamma inv (dy - c (sum_A dy + x_hat sum_A(dy x_hat)) / n), c = mask, n = count"
@@ -375,8 +387,8 @@ def check_masked_gradients(subject, mc: MaskedCase, dy) -> None:
     dbeta each within ``masked_grad_bound``."""
     c = mc.case
     got = gr.vjp_call(subject, c, dy, label="vjp(x, dy; m)", mask=mc.laid_out_mask)
-    want = masked_batch_norm_vjp(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset)
-    tol = masked_grad_bound(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset, accumulation=gr.accumulation_of(subject))
+    want = masked_batch_norm_vjp(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset, stats=mc.stats)
+    tol = masked_grad_bound(c.x, dy, c.axes, mc.mask, c.gamma, c.epsilon, offset=c.offset, accumulation=gr.accumulation_of(subject), stats=mc.stats)
     laws = (MASKED_DX_LAW, gr.DGAMMA_LAW + " (x_hat with the masked moments)", gr.DBETA_LAW)
     for g, w, b, law in zip(got, want, (tol.dx, tol.dgamma, tol.dbeta), laws):
         checks.assert_within(g, w, b, law=law, **({"x": c.x} if law is MASKED_DX_LAW else {}))
