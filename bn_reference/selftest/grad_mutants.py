@@ -197,17 +197,18 @@ def _masked_backward(x, dy, axes, scale, offset, epsilon, mask, *, means_over_co
     ``mean_terms_everywhere``: uncounted elements get the mean terms too."""
     if mask is None or mask_ignored:
         return _backward(x, dy, axes, scale, offset, epsilon)
+    from bn_reference.selftest.mutants import _masked_sums  # the forward's moments (mutants imports the Keras subjects)
+
     x = check_x(x)
     axes = normalize_axes(axes, x.ndim)
     eps = check_epsilon(epsilon)
     w = np.broadcast_to(check_mask(mask, x.shape), x.shape)
     c = _acc(x)
     xc, d = x.astype(c), np.asarray(dy).astype(c)
+    n = np.maximum(w.sum(axis=axes, keepdims=True), 1).astype(c)
+    mu, var = _masked_sums(xc, axes, w, lambda _: n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        n = np.maximum(w.sum(axis=axes, keepdims=True), 1).astype(c)
-        mu = np.where(w, xc, 0).sum(axis=axes, keepdims=True) / n
         centered = xc - mu
-        var = np.where(w, np.square(centered), 0).sum(axis=axes, keepdims=True) / n
         inv = (1 / np.sqrt(var + c.type(eps))).astype(c)
         x_hat = centered * inv
         g = np.asarray(np.asarray(scale, dtype=np.float64), dtype=c)
