@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
+from bn_reference.mathematics.validation import NORMS, check_affine, check_epsilon, check_training, check_x, normalize_axes
 
 __all__ = ["NORMS", "centre_and_spread", "effective_scale", "rms_norm", "normalize", "rms_reference", "first_of_each_slice", "first_of_each_slice_index", "moments", "batch_norm", "normalized", "reference", "reduce_to", "batch_norm_vjp", "reference_vjp"]
 
@@ -74,7 +74,6 @@ def _moments64(x64: np.ndarray, axes: tuple[int, ...]):
     return mu, np.square(x64 - mu).mean(axis=axes, keepdims=True)
 
 
-NORMS = ("standard", "rms")
 
 
 def _centre_and_spread(x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):

@@ -242,6 +242,8 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
+from bn_reference.mathematics.validation import NORMS
+
 __all__ = [
     "ACCUMULATIONS",
     "finfo",
@@ -331,9 +333,6 @@ def times(g, t):
         return np.where(np.asarray(t) == 0, 0.0, g * t)
     with np.errstate(invalid="ignore"):
         return np.where((np.asarray(g) == 0) | (np.asarray(t) == 0), 0.0, g * t)
-
-
-NORMS = ("standard", "rms")
 
 
 def _stats(x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):

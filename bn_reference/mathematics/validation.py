@@ -18,7 +18,11 @@ __all__ = [
     "check_epsilon",
     "check_training",
     "check_mask",
+    "NORMS",
 ]
+
+# The normalizations the contract states (``bn_norm``): (x - mean)/sqrt(var + eps), and RMSNorm.
+NORMS = ("standard", "rms")
 
 
 def check_x(x) -> np.ndarray:

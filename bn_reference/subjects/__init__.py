@@ -83,7 +83,7 @@ import numpy as np
 
 from bn_reference.mathematics.tolerance import ACCUMULATIONS
 from bn_reference.subjects._framework import install_hint
-from bn_reference.mathematics.validation import check_affine, check_epsilon, check_training, check_x, normalize_axes
+from bn_reference.mathematics.validation import NORMS, check_affine, check_epsilon, check_training, check_x, normalize_axes
 
 __all__ = [
     "Subject",
@@ -187,6 +187,14 @@ class Subject:
     spec: str
     fn: Callable
 
+    def _declared(self, attr: str, default, allowed: tuple):
+        """The subject's ``attr`` (``default`` when it declares none), which must be one of
+        ``allowed``: anything else is one usage error naming the attribute and the choices."""
+        value = getattr(self.fn, attr, default)
+        if value not in allowed:
+            raise SubjectSpecError(f"subject {self.spec!r}: {attr}={value!r}; choose one of {allowed}")
+        return value
+
     @property
     def declares_dtypes(self) -> bool:
         """Whether the subject names its dtypes (``bn_dtypes``); if not, they are probed."""
@@ -218,9 +226,7 @@ class Subject:
         ``bn_accumulation`` (``"float32"`` default, or ``"input"``), or ``"float32-once"``
         when it declares ``bn_elementwise = "float32"`` (the elementwise stage in float32,
         rounded once)."""
-        acc = getattr(self.fn, "bn_accumulation", DEFAULT_ACCUMULATION)
-        if acc not in ("float32", "input"):
-            raise SubjectSpecError(f"subject {self.spec!r}: bn_accumulation={acc!r}; choose one of ('float32', 'input')")
+        acc = self._declared("bn_accumulation", DEFAULT_ACCUMULATION, ("float32", "input"))
         elementwise = getattr(self.fn, "bn_elementwise", None)
         if elementwise is None:
             return acc
@@ -251,19 +257,13 @@ class Subject:
     @property
     def norm(self) -> str:
         """Its normalization (``bn_norm``): ``"standard"`` (default) or ``"rms"``."""
-        norm = getattr(self.fn, "bn_norm", "standard")
-        if norm not in NORMS:
-            raise SubjectSpecError(f"subject {self.spec!r}: bn_norm={norm!r}; choose one of {NORMS}")
-        return norm
+        return self._declared("bn_norm", "standard", NORMS)
 
     @property
     def scale_convention(self) -> str:
         """How ``scale`` enters (``bn_scale``): ``"plain"`` (gamma = scale, default) or
         ``"one_plus"`` (gamma = 1 + scale, Gemma's RMSNorm)."""
-        convention = getattr(self.fn, "bn_scale", "plain")
-        if convention not in SCALE_CONVENTIONS:
-            raise SubjectSpecError(f"subject {self.spec!r}: bn_scale={convention!r}; choose one of {SCALE_CONVENTIONS}")
-        return convention
+        return self._declared("bn_scale", "plain", SCALE_CONVENTIONS)
 
     @property
     def masked(self) -> bool:
@@ -317,14 +317,7 @@ class Subject:
     @property
     def conventions(self) -> tuple[str, str]:
         """``(bn_momentum, bn_running_variance)`` as declared (default ``("keras", "biased")``)."""
-        momentum = getattr(self.fn, "bn_momentum", "keras")
-        variance = getattr(self.fn, "bn_running_variance", "biased")
-        if momentum not in MOMENTUM_CONVENTIONS or variance not in RUNNING_VARIANCES:
-            raise SubjectSpecError(
-                f"subject {self.spec!r}: bn_momentum={momentum!r} / bn_running_variance={variance!r}; "
-                f"choose from {MOMENTUM_CONVENTIONS} / {RUNNING_VARIANCES}"
-            )
-        return momentum, variance
+        return self._declared("bn_momentum", "keras", MOMENTUM_CONVENTIONS), self._declared("bn_running_variance", "biased", RUNNING_VARIANCES)
 
     def refusal(self, shape, axes) -> str | None:
         """What the subject declares it refuses (``bn_refuses(shape, axes)``): the error text
@@ -346,7 +339,6 @@ class Subject:
         return self.spec
 
 
-NORMS = ("standard", "rms")
 SCALE_CONVENTIONS = ("plain", "one_plus")
 MOMENTUM_CONVENTIONS = ("keras", "torch")
 RUNNING_VARIANCES = ("biased", "unbiased")
