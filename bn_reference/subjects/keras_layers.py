@@ -186,6 +186,19 @@ def keras_bn_axes(ndim: int) -> list[tuple[int, ...]]:
     return [tuple(a for a in range(ndim) if a != k) for k in range(ndim)]
 
 
+def _single_kept_axis(name: str, axes, ndim: int) -> int:
+    """The one axis a Keras ``BatchNormalization`` keeps (its ``axis``) for ``axes`` of a
+    rank-``ndim`` x; any other axis set is a ``ValueError`` naming the subject (its
+    ``bn_axes`` lists the sets it takes)."""
+    kept = _kept(axes, ndim)
+    if len(kept) != 1:
+        raise ValueError(
+            f"{name}: Keras BatchNormalization keeps exactly one axis (its `axis`); "
+            f"axes={axes} of a rank-{ndim} x keeps {kept} (see {name}.bn_axes)"
+        )
+    return kept[0]
+
+
 @functools.lru_cache(maxsize=_CACHE)
 def keras_bn_layer(ndim: int, axis: int, features: int, dtype: str):
     """A built ``BatchNormalization(axis=axis, momentum=0.0, dtype=dtype)`` for rank-``ndim``
@@ -245,13 +258,7 @@ def keras_batch_norm(x, *, axes, scale, offset, epsilon, training):
     (a recorded deviation from the contract's "return x"; see the module docstring).
     """
     x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
-    kept = _kept(axes, x.ndim)
-    if len(kept) != 1:
-        raise ValueError(
-            f"keras_batch_norm: Keras BatchNormalization keeps exactly one axis (its `axis`); "
-            f"axes={axes} of a rank-{x.ndim} x keeps {kept} (see keras_batch_norm.bn_axes)"
-        )
-    k = kept[0]
+    k = _single_kept_axis("keras_batch_norm", axes, x.ndim)
     layer = keras_bn_layer(x.ndim, k, x.shape[k], x.dtype.name)
     gamma, beta = per_feature(scale, x.shape, axes, x.dtype), per_feature(offset, x.shape, axes, x.dtype)
     _fresh(layer, x.dtype, gamma, beta, epsilon, moving=not train)
@@ -269,10 +276,7 @@ def _keras_bn_mixed(policy: str):
 
     def subject(x, *, axes, scale, offset, epsilon, training):
         x, axes, epsilon, train = check_call(x, axes, scale, offset, epsilon, training)
-        kept = _kept(axes, x.ndim)
-        if len(kept) != 1:
-            raise ValueError(f"keras_batch_norm_{policy}: Keras BatchNormalization keeps exactly one axis; axes={axes} keeps {kept}")
-        k = kept[0]
+        k = _single_kept_axis(f"keras_batch_norm_{policy}", axes, x.ndim)
         layer = keras_bn_layer(x.ndim, k, x.shape[k], policy)
         variables = np.dtype(layer.variable_dtype)
         gamma, beta = per_feature(scale, x.shape, axes, variables), per_feature(offset, x.shape, axes, variables)
@@ -326,13 +330,7 @@ def keras_masked_batch_norm(x, *, axes, scale, offset, epsilon, training, mask=N
     counted = check_mask(mask, x.shape)
     if not train:
         return keras_batch_norm(x, axes=axes, scale=scale, offset=offset, epsilon=epsilon, training=training)
-    kept = _kept(axes, x.ndim)
-    if len(kept) != 1:
-        raise ValueError(
-            f"keras_masked_batch_norm: Keras BatchNormalization keeps exactly one axis (its `axis`); "
-            f"axes={axes} of a rank-{x.ndim} x keeps {kept} (see keras_masked_batch_norm.bn_axes)"
-        )
-    k = kept[0]
+    k = _single_kept_axis("keras_masked_batch_norm", axes, x.ndim)
     xt = np.ascontiguousarray(np.moveaxis(x, k, -1))
     mt = np.moveaxis(counted, k, -1).reshape(-1, xt.shape[-1])  # one column per feature
     layer = keras_bn_layer(x.ndim, -1, xt.shape[-1], x.dtype.name)  # -1: see the docstring
