@@ -866,8 +866,9 @@ def draw_case(data, subject, dtype, label: str = "case", strategy=None, **kwargs
     case = data.draw(strategy, label=label)
     if subject is not None and isinstance(case, (BNCase, PoisonedCase)):
         case = of_family(case, subject)
-        if isinstance(case, BNCase) and case.x.size and beyond_output_range(case) is not None and data.draw(_BOOLS, label="x beyond y's range"):
-            case = data.draw(beyond_output_range(case), label="shifted beyond y's range")
+        beyond = beyond_output_range(case) if isinstance(case, BNCase) and case.x.size else None
+        if beyond is not None and data.draw(_BOOLS, label="x beyond y's range"):
+            case = data.draw(beyond, label="shifted beyond y's range")
     if getattr(subject, "refuses", False):
         drawn = getattr(case, "case", case)  # a PoisonedCase carries its BNCase
         assume(subject.refusal(drawn.x.shape, drawn.axes) is None)
