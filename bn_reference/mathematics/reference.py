@@ -74,8 +74,6 @@ def _moments64(x64: np.ndarray, axes: tuple[int, ...]):
     return mu, np.square(x64 - mu).mean(axis=axes, keepdims=True)
 
 
-
-
 def _centre_and_spread(x64: np.ndarray, axes: tuple[int, ...], norm: str = "standard"):
     """``(c, s)``, keepdims, with ``y = (x - c) / sqrt(s + eps) * gamma + beta``: the mean and
     the biased variance for the standard norm, 0 and the mean of squares for RMSNorm."""
