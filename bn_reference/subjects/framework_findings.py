@@ -416,10 +416,17 @@ FINDINGS: list[Finding] = [
     # dtype it reaches (issue 24; float64 has its own cause above, computed in float32). The
     # layer upcasts half precision to float32, where float16's resolvable |mean| / std (up to
     # 2048) still cancels a quarter of the variance (measured with the new draws: constant
-    # slices and huge values in float16, epsilon sensitivity in float32).
+    # slices and huge values in float16, epsilon sensitivity in float32). The laws of two calls
+    # on the same x (scale identity, affine per feature) are reached too: both calls share the
+    # cancelled variance, so x_hat is larger than a correct kernel's can be, and so is the
+    # rounding of gamma x_hat + beta, which the bound prices at the true |x_hat| (measured at
+    # 100 examples: affine per feature in float32, x of mean -1000 and spread 1, N = 2, eps = 1e-12:
+    # y = -66637.98, err/bound 1.85).
     *(
         Finding(("keras_torch_batch_norm",), prop, _KERAS_TORCH_ONE_PASS, ("float32", "float16", "bfloat16"))
-        for prop in sorted(set(_JAX_ONE_PASS_LAWS) | {"test_moment_decomposition", "test_parallel_merge", "test_zero_mean"})
+        for prop in sorted(
+            set(_JAX_ONE_PASS_LAWS) | {"test_moment_decomposition", "test_parallel_merge", "test_zero_mean", "test_affine_acts_per_feature"}
+        )
     ),
     # LayerNormalization normalizes through torch's own layer_norm (it agrees); its
     # keras.ops.moments, the subject's `moments`, is the one-pass formula.
