@@ -211,3 +211,27 @@ def test_conformance_markdown_opens_with_causes_and_keeps_lines_short(tmp_path):
     assert text.count("### C1:") == 1 and "Smallest falsifying input" in text
     assert max(len(line) for line in text.splitlines()) <= 200
     assert "| pytorch | `ci` | 200 | 7 |" in text  # the profile's examples and the median of the cells' counts, by group
+
+
+def test_conformance_runs_say_whether_xla_started_cold(tmp_path):
+    """A JAX group's seconds depend on XLA's persistent compilation cache: the Runs table says
+    what each run started with (recorded by ``conformance.run``; blank for the groups without
+    JAX and for runs that did not record it)."""
+    from bn_reference.selftest import conformance
+
+    cache = tmp_path / "jax-cache"
+    assert conformance.xla_cache_entries(cache) == 0  # no cache directory yet: a cold start
+    cache.mkdir()
+    for i in range(3):
+        (cache / f"entry{i}").write_text("")
+    assert conformance.xla_cache_entries(cache) == 3
+    runs = {
+        "flax": {"exit": 1, "seconds": 500, "pytest_args": ["-n", "2"], "xla_cache_entries_at_start": 0},
+        "keras_jax": {"exit": 1, "seconds": 160, "pytest_args": ["-n", "2"], "xla_cache_entries_at_start": 28152},
+        "pytorch": {"exit": 1, "seconds": 150, "pytest_args": ["-n", "2"]},
+    }
+    (tmp_path / "meta.json").write_text(json.dumps({"subjects": {}, "missing": {}, "runs": runs}))
+    text, _ = conformance.render(tmp_path)
+    assert "| flax | 500 | cold (empty) | `-n 2` |" in text
+    assert "| keras_jax | 160 | warm (28,152 entries) | `-n 2` |" in text
+    assert "| pytorch | 150 |  | `-n 2` |" in text

@@ -108,6 +108,20 @@ def _meta(group: str) -> dict:
     return out
 
 
+def xla_cache_entries(cache: Path) -> int:
+    """The entries in XLA's persistent compilation cache: 0 is a cold start, where a JAX
+    group's seconds include compiling every shape it draws; a derandomized rerun finds them."""
+    return sum(1 for _ in cache.iterdir()) if cache.is_dir() else 0
+
+
+def _cache_state(run: dict) -> str:
+    """The Runs table's cell for XLA's cache at a group's start (blank: no JAX, or not recorded)."""
+    entries = run.get("xla_cache_entries_at_start")
+    if entries is None:
+        return ""
+    return "cold (empty)" if entries == 0 else f"warm ({entries:,} entries)"
+
+
 def run(out: Path, groups, pytest_args) -> dict:
     """One pytest run per installed group; returns the metadata (APIs, versions, missing groups)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -142,12 +156,15 @@ def run(out: Path, groups, pytest_args) -> dict:
             "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", str(out / "jax-cache")),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         }
+        cached = xla_cache_entries(Path(env["JAX_COMPILATION_CACHE_DIR"])) if "jax" in GROUPS[group].modules else None
         code = subprocess.call(args, cwd=ROOT, env=env)
         meta["runs"][group] = {
             "exit": code,
             "seconds": round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()),
             "pytest_args": list(pytest_args),
         }
+        if cached is not None:
+            meta["runs"][group]["xla_cache_entries_at_start"] = cached
         (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")  # after each group: a stopped run keeps the finished ones
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -410,8 +427,13 @@ def render(out: Path) -> tuple[str, int]:
             lines += _wrap(f"* ! no cell of this cause failed ({len(nodeids)} cells, e.g. `{nodeids[0]}`): {_title(cause)}", 180)
     runs = meta.get("runs", {})
     if runs:
-        lines += ["", "## Runs", "", "| group | seconds | extra pytest arguments |", "|---|---|---|"]
-        lines += [f"| {g} | {v.get('seconds', '?')} | `{' '.join(v.get('pytest_args', [])) or '-'}` |" for g, v in runs.items()]
+        lines += ["", "## Runs", ""]
+        lines += _wrap(
+            "The JAX groups compile each new shape with XLA; their seconds depend on the persistent "
+            "compilation cache (`--out`'s `jax-cache`) they started with: cold on a first run, warm on a rerun of "
+            "the same draws.")
+        lines += ["", "| group | seconds | XLA cache at start | extra pytest arguments |", "|---|---|---|---|"]
+        lines += [f"| {g} | {v.get('seconds', '?')} | {_cache_state(v)} | `{' '.join(v.get('pytest_args', [])) or '-'}` |" for g, v in runs.items()]
     return "\n".join(lines) + "\n", problems
 
 
